@@ -1,0 +1,132 @@
+//! `iomodels`: run, list and talk to the course's echo server under every model.
+
+mod args;
+mod client;
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use iomodels_server::{Model, Shutdown};
+use serde::Serialize;
+use tracing_subscriber::EnvFilter;
+
+use crate::args::{Cli, Command, ServeArgs};
+
+fn main() -> ExitCode {
+    // A bad flag or value: clap prints the usage and exits 2.
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("iomodels: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve(&args),
+        Command::Models { json } => models(json),
+        Command::Client { addr } => client::run(addr),
+    }
+}
+
+/// Logs go to stderr, at `info` unless `IOMODELS_LOG` says otherwise
+/// (`IOMODELS_LOG=debug` shows every connection that ends in an error).
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("IOMODELS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = args.config();
+    let model = args.model;
+    let listener = config
+        .listen()
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    // Signals are taken before the ready line, so a SIGTERM sent the moment
+    // it appears is already a graceful stop.
+    let shutdown = Shutdown::new(config.grace).context("cannot set up the shutdown handle")?;
+    shutdown
+        .stop_on_signals()
+        .context("cannot take SIGINT and SIGTERM")?;
+    // Scripts and `iomodels bench` wait for this exact line; with port 0 it
+    // carries the port the kernel picked.
+    eprintln!("iomodels: {model} listening on {addr}");
+    model
+        .serve(listener, &config, &shutdown)
+        .with_context(|| format!("the {model} server failed"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// One row of `iomodels models --json`.
+#[derive(Serialize)]
+struct ModelRow {
+    name: &'static str,
+    family: &'static str,
+    file: &'static str,
+    idea: &'static str,
+    default: bool,
+}
+
+fn models(json: bool) -> anyhow::Result<()> {
+    let rows: Vec<ModelRow> = Model::ALL
+        .into_iter()
+        .map(|m| ModelRow {
+            name: m.name(),
+            family: m.family().name(),
+            file: m.file(),
+            idea: m.idea(),
+            default: m == Model::DEFAULT,
+        })
+        .collect();
+    let mut out = io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let name_width = rows
+        .iter()
+        .map(|r| r.name.len() + 2)
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let family_width = rows
+        .iter()
+        .map(|r| r.family.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let file_width = rows.iter().map(|r| r.file.len()).max().unwrap_or(0);
+    writeln!(
+        out,
+        "{:name_width$}  {:family_width$}  {:file_width$}  IDEA",
+        "MODEL", "FAMILY", "FILE"
+    )?;
+    for row in &rows {
+        let name = if row.default {
+            format!("{} *", row.name)
+        } else {
+            row.name.to_owned()
+        };
+        writeln!(
+            out,
+            "{name:name_width$}  {:family_width$}  {:file_width$}  {}",
+            row.family, row.file, row.idea
+        )?;
+    }
+    writeln!(out, "\n* the default of `iomodels serve`")?;
+    Ok(())
+}

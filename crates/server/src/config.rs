@@ -1,0 +1,113 @@
+//! What every model is told: where to listen and how much it may hold.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::EchoSession;
+
+/// Settings shared by every model. Each field maps to one `iomodels serve` flag.
+///
+/// # Examples
+///
+/// ```
+/// use iomodels_server::Config;
+///
+/// let config = Config::default();
+/// assert_eq!(config.addr.to_string(), "127.0.0.1:1688");
+/// assert_eq!(config.backlog, 1024);
+/// assert_eq!(config.buffer, 64 * 1024);
+/// assert_eq!(config.grace.as_secs(), 5);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen (`--addr`); port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// Length of the kernel's queue of connections not yet accepted.
+    pub backlog: u32,
+    /// Worker threads or processes, for the models that have them (`--workers`);
+    /// `None` lets the model pick its own default.
+    pub workers: Option<NonZeroUsize>,
+    /// Connections served at once (`--max-conns`); a client beyond it is
+    /// accepted and closed at once, so it learns right away instead of hanging.
+    pub max_conns: usize,
+    /// Per-connection buffer in bytes (`--buffer`): the most the server holds
+    /// for one client that does not read.
+    pub buffer: usize,
+    /// How long a stopping server keeps serving the clients it has (`--grace`).
+    pub grace: Duration,
+}
+
+impl Config {
+    /// The course's address: 127.0.0.1, port 1688.
+    pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1688);
+    /// Default `--max-conns`: half the descriptor limit of the machines we
+    /// measure on (20,000), leaving room for a bench client on the same host.
+    pub const DEFAULT_MAX_CONNS: usize = 10_000;
+    /// Default `--grace`.
+    pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+    /// The worker count: `--workers` if given, else `default`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use iomodels_server::Config;
+    ///
+    /// let mut config = Config::default();
+    /// assert_eq!(config.workers_or(6), 6);
+    /// config.workers = NonZeroUsize::new(3);
+    /// assert_eq!(config.workers_or(6), 3);
+    /// ```
+    pub fn workers_or(&self, default: usize) -> usize {
+        self.workers.map_or(default, NonZeroUsize::get)
+    }
+
+    /// Binds the listening socket all models accept from: `SO_REUSEADDR` (so a
+    /// restarted server need not wait out `TIME_WAIT`), then `listen` with
+    /// [`backlog`](Self::backlog). std's `TcpListener::bind` picks its own
+    /// backlog, hence socket2.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::Config;
+    ///
+    /// let config = Config { addr: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    /// let listener = config.listen().unwrap();
+    /// assert_ne!(listener.local_addr().unwrap().port(), 0);
+    /// ```
+    pub fn listen(&self) -> std::io::Result<TcpListener> {
+        let socket = Socket::new(
+            Domain::for_address(self.addr),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&self.addr.into())?;
+        // The kernel caps this at net.core.somaxconn.
+        socket.listen(i32::try_from(self.backlog).unwrap_or(i32::MAX))?;
+        Ok(socket.into())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: Self::DEFAULT_ADDR,
+            backlog: 1024,
+            workers: None,
+            max_conns: Self::DEFAULT_MAX_CONNS,
+            buffer: EchoSession::DEFAULT_CAPACITY,
+            grace: Self::DEFAULT_GRACE,
+        }
+    }
+}
+
+/// The number of CPUs this process may run on (at least 1).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}

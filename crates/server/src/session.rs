@@ -1,0 +1,449 @@
+//! The sans-I/O echo session: every byte of every model passes through here.
+//!
+//! A model owns the socket and decides *when* to read and write; the session
+//! decides *what*: where the next read lands, what to upper-case, what is still
+//! owed to the client, and when the connection is finished. Because it never
+//! touches a socket, one set of property tests proves it correct for every
+//! split of reads and writes a kernel can produce, and every model inherits
+//! that proof.
+//!
+//! The rules it enforces:
+//! - **Exact bytes.** ASCII `a`-`z` become `A`-`Z`; every other byte is left
+//!   alone, exactly like Python's `bytes.upper()`. The mapping is byte by byte,
+//!   so it is correct across any chunk boundary and leaves UTF-8 intact.
+//! - **Bounded memory.** The buffer has a fixed capacity (64 KiB by default).
+//!   When it is full, [`EchoSession::recv_buf`] is empty and
+//!   [`EchoSession::wants_recv`] is false: the model must stop reading this
+//!   client until it drains. A client that never reads cannot grow the server.
+//! - **Short writes.** [`EchoSession::sent`] takes however many bytes the
+//!   kernel accepted; the rest stays pending.
+//! - **Half-close.** After the client's EOF ([`EchoSession::peer_closed`]) the
+//!   session still owes what is pending; [`EchoSession::is_done`] turns true
+//!   only once that is flushed, and then the model closes.
+
+/// One connection's echo state: a fixed-size buffer of upper-cased bytes owed
+/// to the client, and whether the client has finished sending.
+///
+/// # Examples
+///
+/// A model's whole job, minus the sockets:
+///
+/// ```
+/// use iomodels_server::EchoSession;
+///
+/// let mut session = EchoSession::new(16);
+/// // A read of 5 bytes lands in the session's buffer...
+/// let buf = session.recv_buf();
+/// buf[..5].copy_from_slice(b"hello");
+/// session.received(5);
+/// assert_eq!(session.pending(), b"HELLO");
+/// // ...the kernel takes only 3 of them (a short write)...
+/// session.sent(3);
+/// assert_eq!(session.pending(), b"LO");
+/// // ...the client closes its side; the session still owes "LO".
+/// session.peer_closed();
+/// assert!(!session.is_done());
+/// session.sent(2);
+/// assert!(session.is_done());
+/// ```
+#[derive(Debug)]
+pub struct EchoSession {
+    /// Upper-cased bytes not yet written live in `buf[head..tail]`.
+    buf: Box<[u8]>,
+    head: usize,
+    tail: usize,
+    /// The client sent EOF: read nothing more, flush, then close.
+    eof: bool,
+}
+
+impl EchoSession {
+    /// The default buffer size: enough for a full loopback segment burst, small
+    /// enough that 10,000 connections cost 640 MiB at the very worst.
+    pub const DEFAULT_CAPACITY: usize = 64 * 1024;
+
+    /// A session whose buffer holds at most `capacity` bytes (at least 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let session = EchoSession::new(EchoSession::DEFAULT_CAPACITY);
+    /// assert_eq!(session.capacity(), 64 * 1024);
+    /// assert!(session.wants_recv());
+    /// ```
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            buf: vec![0; capacity.max(1)].into_boxed_slice(),
+            head: 0,
+            tail: 0,
+            eof: false,
+        }
+    }
+
+    /// How many bytes the buffer holds at most.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// assert_eq!(EchoSession::new(4096).capacity(), 4096);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Makes the session fresh for a new connection, keeping its buffer, so a
+    /// model that serves clients one after another allocates once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let mut session = EchoSession::new(8);
+    /// session.recv_buf()[0] = b'x';
+    /// session.received(1);
+    /// session.peer_closed();
+    /// session.reset();
+    /// assert!(session.pending().is_empty() && session.wants_recv());
+    /// ```
+    pub fn reset(&mut self) {
+        self.head = 0;
+        self.tail = 0;
+        self.eof = false;
+    }
+
+    /// Where the next read should land: the free space of the buffer.
+    ///
+    /// Empty when the buffer is full (backpressure: stop reading until
+    /// [`sent`](Self::sent) frees room) or after [`peer_closed`](Self::peer_closed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let mut session = EchoSession::new(4);
+    /// session.recv_buf().copy_from_slice(b"abcd");
+    /// session.received(4);
+    /// assert!(session.recv_buf().is_empty()); // full: stop reading
+    /// session.sent(4);
+    /// assert_eq!(session.recv_buf().len(), 4); // drained: read again
+    /// ```
+    pub fn recv_buf(&mut self) -> &mut [u8] {
+        if self.eof {
+            return &mut [];
+        }
+        if self.head == self.tail {
+            // Nothing pending: start again at the front, for free.
+            self.head = 0;
+            self.tail = 0;
+        } else if self.tail == self.buf.len() && self.head > 0 {
+            // Pending bytes sit at the end with room before them: move them
+            // down. This happens only after a short write, and copies at most
+            // what the kernel refused to take.
+            self.buf.copy_within(self.head..self.tail, 0);
+            self.tail -= self.head;
+            self.head = 0;
+        }
+        &mut self.buf[self.tail..]
+    }
+
+    /// Records that a read put `n` bytes at the start of
+    /// [`recv_buf`](Self::recv_buf), and upper-cases them.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is larger than the `recv_buf` just handed out: that is a bug in
+    /// the model, never an I/O condition.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let mut session = EchoSession::new(32);
+    /// let input = "héllo wörld 123\n".as_bytes();
+    /// session.recv_buf()[..input.len()].copy_from_slice(input);
+    /// session.received(input.len());
+    /// // Only ASCII a-z changes; the UTF-8 bytes of é and ö are untouched.
+    /// assert_eq!(session.pending(), "HéLLO WöRLD 123\n".as_bytes());
+    /// ```
+    pub fn received(&mut self, n: usize) {
+        assert!(
+            !self.eof && n <= self.buf.len() - self.tail,
+            "received({n}) is more than the {} bytes recv_buf offered",
+            if self.eof {
+                0
+            } else {
+                self.buf.len() - self.tail
+            }
+        );
+        self.buf[self.tail..self.tail + n].make_ascii_uppercase();
+        self.tail += n;
+    }
+
+    /// The upper-cased bytes still owed to the client, oldest first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let mut session = EchoSession::new(8);
+    /// assert!(session.pending().is_empty());
+    /// session.recv_buf()[..2].copy_from_slice(b"ok");
+    /// session.received(2);
+    /// assert_eq!(session.pending(), b"OK");
+    /// ```
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.head..self.tail]
+    }
+
+    /// Records that a write took the first `n` bytes of
+    /// [`pending`](Self::pending); `n` may be less than all of them.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is more than is pending (a bug in the model).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let mut session = EchoSession::new(8);
+    /// session.recv_buf()[..3].copy_from_slice(b"abc");
+    /// session.received(3);
+    /// session.sent(1);
+    /// assert_eq!(session.pending(), b"BC");
+    /// ```
+    pub fn sent(&mut self, n: usize) {
+        assert!(
+            n <= self.tail - self.head,
+            "sent({n}) is more than the {} bytes pending",
+            self.tail - self.head
+        );
+        self.head += n;
+    }
+
+    /// Records the client's EOF: nothing more will be read; what is pending is
+    /// still owed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let mut session = EchoSession::new(8);
+    /// session.peer_closed();
+    /// assert!(!session.wants_recv());
+    /// assert!(session.is_done()); // nothing was pending
+    /// ```
+    pub fn peer_closed(&mut self) {
+        self.eof = true;
+    }
+
+    /// Whether the model should read from the client now: it has not sent EOF
+    /// and there is room for what it sends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let mut session = EchoSession::new(1);
+    /// assert!(session.wants_recv());
+    /// session.recv_buf()[0] = b'a';
+    /// session.received(1);
+    /// assert!(!session.wants_recv()); // full
+    /// ```
+    pub fn wants_recv(&self) -> bool {
+        !self.eof && self.tail - self.head < self.buf.len()
+    }
+
+    /// Whether the model should write to the client now: bytes are pending.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let mut session = EchoSession::new(8);
+    /// assert!(!session.wants_send());
+    /// session.recv_buf()[0] = b'a';
+    /// session.received(1);
+    /// assert!(session.wants_send());
+    /// ```
+    pub fn wants_send(&self) -> bool {
+        self.head < self.tail
+    }
+
+    /// Whether the connection is finished: the client sent EOF and everything
+    /// owed to it has been written. The model shuts down its side and closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let mut session = EchoSession::new(8);
+    /// session.recv_buf()[0] = b'a';
+    /// session.received(1);
+    /// session.peer_closed();
+    /// assert!(!session.is_done()); // still owes "A"
+    /// session.sent(1);
+    /// assert!(session.is_done());
+    /// ```
+    pub fn is_done(&self) -> bool {
+        self.eof && self.head == self.tail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EchoSession;
+    use proptest::prelude::*;
+
+    /// What Python's `bytes.upper()` returns: the reference the session must match.
+    fn python_upper(input: &[u8]) -> Vec<u8> {
+        input
+            .iter()
+            .map(|&b| if b.is_ascii_lowercase() { b - 32 } else { b })
+            .collect()
+    }
+
+    #[test]
+    fn every_byte_value_maps_like_python_bytes_upper() {
+        let all: Vec<u8> = (0..=255).collect();
+        let mut session = EchoSession::new(256);
+        session.recv_buf().copy_from_slice(&all);
+        session.received(256);
+        assert_eq!(session.pending(), python_upper(&all).as_slice());
+        // Spot checks that pin the reference itself.
+        assert_eq!(session.pending()[usize::from(b'a')], b'A');
+        assert_eq!(session.pending()[usize::from(b'z')], b'Z');
+        assert_eq!(session.pending()[usize::from(b'{')], b'{');
+        assert_eq!(session.pending()[0xe9], 0xe9);
+    }
+
+    #[test]
+    fn full_buffer_stops_reads_until_drained() {
+        let mut session = EchoSession::new(4);
+        session.recv_buf().copy_from_slice(b"abcd");
+        session.received(4);
+        assert!(!session.wants_recv());
+        assert!(session.recv_buf().is_empty());
+        session.sent(1);
+        // Room at the front comes back by compaction, keeping order.
+        assert_eq!(session.recv_buf().len(), 1);
+        session.recv_buf()[0] = b'e';
+        session.received(1);
+        assert_eq!(session.pending(), b"BCDE");
+    }
+
+    #[test]
+    fn eof_offers_no_more_room_but_keeps_pending() {
+        let mut session = EchoSession::new(8);
+        session.recv_buf()[..2].copy_from_slice(b"hi");
+        session.received(2);
+        session.peer_closed();
+        assert!(session.recv_buf().is_empty());
+        assert!(!session.wants_recv());
+        assert_eq!(session.pending(), b"HI");
+        assert!(!session.is_done());
+        session.sent(2);
+        assert!(session.is_done());
+    }
+
+    #[test]
+    #[should_panic(expected = "more than the 4 bytes recv_buf offered")]
+    fn receiving_more_than_offered_is_a_model_bug() {
+        let mut session = EchoSession::new(4);
+        session.received(5);
+    }
+
+    #[test]
+    #[should_panic(expected = "more than the 0 bytes pending")]
+    fn sending_more_than_pending_is_a_model_bug() {
+        let mut session = EchoSession::new(4);
+        session.sent(1);
+    }
+
+    #[test]
+    fn zero_capacity_is_raised_to_one() {
+        assert_eq!(EchoSession::new(0).capacity(), 1);
+    }
+
+    /// One step a model can take: read up to `n` bytes, or write up to `n`.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Recv(usize),
+        Send(usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (1usize..5000).prop_map(Step::Recv),
+            (1usize..5000).prop_map(Step::Send)
+        ]
+    }
+
+    proptest! {
+        /// Any interleaving of short reads and short writes, at any buffer
+        /// size, yields exactly the upper-cased input, in order, and the
+        /// buffer never holds more than its capacity.
+        #[test]
+        fn any_split_of_reads_and_writes_yields_the_upper_cased_input(
+            input in proptest::collection::vec(any::<u8>(), 0..40_000),
+            capacity in 1usize..8192,
+            steps in proptest::collection::vec(step(), 1..200),
+        ) {
+            let mut session = EchoSession::new(capacity);
+            let mut output = Vec::with_capacity(input.len());
+            let mut fed = 0;
+            // Cycle through the random steps until the connection is done;
+            // once the input is exhausted the client sends EOF.
+            for step in steps.iter().cycle() {
+                if session.is_done() {
+                    break;
+                }
+                if fed == input.len() && !session.is_done() && session.wants_recv() {
+                    session.peer_closed();
+                }
+                match *step {
+                    Step::Recv(n) if session.wants_recv() => {
+                        let buf = session.recv_buf();
+                        let n = n.min(buf.len()).min(input.len() - fed);
+                        buf[..n].copy_from_slice(&input[fed..fed + n]);
+                        session.received(n);
+                        fed += n;
+                    }
+                    Step::Send(n) if session.wants_send() => {
+                        let n = n.min(session.pending().len());
+                        output.extend_from_slice(&session.pending()[..n]);
+                        session.sent(n);
+                    }
+                    // The step does not apply now (full, or nothing pending):
+                    // take the other one whole, so the run always progresses.
+                    _ if session.wants_send() => {
+                        output.extend_from_slice(session.pending());
+                        let n = session.pending().len();
+                        session.sent(n);
+                    }
+                    _ => {
+                        let buf = session.recv_buf();
+                        let n = buf.len().min(input.len() - fed);
+                        buf[..n].copy_from_slice(&input[fed..fed + n]);
+                        session.received(n);
+                        fed += n;
+                    }
+                }
+                prop_assert!(session.pending().len() <= capacity);
+            }
+            prop_assert_eq!(output, python_upper(&input));
+        }
+    }
+}
