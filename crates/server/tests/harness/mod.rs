@@ -1,0 +1,371 @@
+//! The conformance harness: the real `iomodels` binary, real sockets on 127.0.0.1.
+//!
+//! Every server runs as its own process (in its own process group, so a
+//! failing test leaves no forked children behind), started on port 0; the
+//! harness reads the real port from its ready line. Every socket has a
+//! generous timeout, so a broken model fails a test instead of hanging it.
+//! No assertion depends on how fast the machine is: waits are upper bounds
+//! on something that must happen, never measurements.
+#![allow(dead_code)] // each test file uses its own part of the harness
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use iomodels_server::Model;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+/// The longest any single socket operation may take before the test fails.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `iomodels` binary, built once per test run with the profile of the
+/// running tests, so the suite never runs against a stale binary.
+pub fn bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/conformance-<hash> -> target/<profile>/iomodels
+        let exe = env::current_exe().expect("the test binary has a path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps/");
+        let target_dir = profile_dir.parent().expect("target/<profile>");
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "dev".to_owned(),
+            Some(name) => name.to_owned(),
+            None => panic!("cannot tell the profile from {}", exe.display()),
+        };
+        let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "iomodels",
+                "--bin",
+                "iomodels",
+                "--profile",
+            ])
+            .arg(&profile)
+            .arg("--target-dir")
+            .arg(target_dir)
+            .status()
+            .expect("cannot run cargo to build the iomodels binary");
+        assert!(status.success(), "building the iomodels binary failed");
+        profile_dir.join("iomodels")
+    })
+}
+
+/// A running `iomodels serve`; killed, with its process group, when dropped.
+pub struct Server {
+    child: Child,
+    pub model: Model,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// `iomodels serve --model MODEL --addr 127.0.0.1:0 ARGS...`
+    pub fn start(model: Model, args: &[&str]) -> Self {
+        Self::spawn(model, args, None)
+    }
+
+    /// The same, with the descriptor limit (`ulimit -n`) set to `nofile`.
+    pub fn start_with_nofile(model: Model, args: &[&str], nofile: u32) -> Self {
+        Self::spawn(model, args, Some(nofile))
+    }
+
+    fn spawn(model: Model, args: &[&str], nofile: Option<u32>) -> Self {
+        let mut serve_args = vec!["serve", "--model", model.name(), "--addr", "127.0.0.1:0"];
+        serve_args.extend_from_slice(args);
+        let mut command = match nofile {
+            None => Command::new(bin()),
+            Some(n) => {
+                // The shell lowers the limit, then becomes the server: same pid.
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(bin());
+                sh
+            }
+        };
+        command
+            .args(&serve_args)
+            .env("IOMODELS_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = command.spawn().expect("cannot start iomodels serve");
+
+        // Read stderr on a thread: the ready line comes back on a channel, and
+        // everything is kept for the failure message of a test.
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let kept = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.split(" listening on ").nth(1) {
+                    let _ = ready_tx.send(addr.trim().to_owned());
+                }
+                let mut kept = kept.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        });
+        let addr = match ready_rx.recv_timeout(IO_TIMEOUT) {
+            Ok(addr) => addr.parse().expect("the ready line carries IP:PORT"),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{model} never said it was listening; log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Self {
+            child,
+            model,
+            addr,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).expect("pids fit in i32"))
+    }
+
+    /// A client socket with the harness's timeouts.
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap_or_else(|e| {
+            panic!(
+                "cannot connect to {} ({}): {e}; log:\n{}",
+                self.model,
+                self.addr,
+                self.log()
+            )
+        });
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).expect("the server is still there to signal");
+    }
+
+    /// Waits for the server to exit, at most `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < within,
+                "{} did not exit within {within:?}; log:\n{}",
+                self.model,
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Panics unless the server is still running.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("{} exited ({status}); log:\n{}", self.model, self.log());
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Resident memory of the server and all its child processes, in bytes.
+    pub fn rss_tree(&self) -> u64 {
+        let pid = self.pid().as_raw();
+        rss(pid)
+            + children(pid)
+                .into_iter()
+                .map(|(child, _)| rss(child))
+                .sum::<u64>()
+    }
+
+    /// CPU time (user + system, all threads) the server has used, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name, which ends with the last ')'.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .unwrap()
+            .expect("CLK_TCK is defined");
+        ticks as f64 / per_second as f64
+    }
+
+    /// The server's child processes, with their state letter (`Z` = zombie).
+    pub fn children(&self) -> Vec<(i32, char)> {
+        children(self.pid().as_raw())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // The whole group: the server and any child it forked.
+        let _ = killpg(self.pid(), Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+fn rss(pid: i32) -> u64 {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Every process whose parent is `parent`, with its state.
+fn children(parent: i32) -> Vec<(i32, char)> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let mut fields = stat[close + 2..].split(' ');
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(parent) {
+            found.push((pid, state));
+        }
+    }
+    found
+}
+
+/// What the server must send back: Python's `bytes.upper()`.
+pub fn upper(bytes: &[u8]) -> Vec<u8> {
+    bytes.to_ascii_uppercase()
+}
+
+/// A deterministic stream of bytes covering all 256 values: byte `i` of
+/// stream `seed`. Lets a test check gigabytes without keeping them.
+pub fn pattern_byte(seed: u64, i: u64) -> u8 {
+    let x = (i ^ seed.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 56) as u8
+}
+
+/// `len` bytes of stream `seed` from offset `from`.
+pub fn pattern(seed: u64, from: u64, len: usize) -> Vec<u8> {
+    (from..from + len as u64)
+        .map(|i| pattern_byte(seed, i))
+        .collect()
+}
+
+/// A small xorshift generator for chunk sizes: deterministic per seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1)
+    }
+    /// A number in `1..=max`.
+    pub fn upto(&mut self, max: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % max as u64) as usize + 1
+    }
+}
+
+/// Sends `message` and checks that exactly its upper-cased form comes back.
+pub fn round_trip(stream: &mut TcpStream, message: &[u8]) {
+    stream.write_all(message).expect("send");
+    let mut reply = vec![0; message.len()];
+    stream.read_exact(&mut reply).expect("reply");
+    assert_eq!(
+        reply,
+        upper(message),
+        "wrong reply to {} bytes",
+        message.len()
+    );
+}
+
+/// Whether the peer answers within `wait`: used only to check that a
+/// client is *not* served while the server is full (a reply can never
+/// arrive then, however slow the machine).
+pub fn replies_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut byte = [0];
+    let replied = match stream.peek(&mut byte) {
+        Ok(_) => true,
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+        Err(e) => panic!("unexpected error while waiting for a reply: {e}"),
+    };
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    replied
+}
+
+/// Reads until EOF, checking every byte against `upper(pattern(seed))` from
+/// offset 0 on; returns how many arrived. Stops quietly on a reset.
+pub fn read_checked(stream: &mut TcpStream, seed: u64) -> u64 {
+    let mut buf = vec![0; 64 * 1024];
+    let mut offset = 0u64;
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return offset,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return offset,
+            Err(e) => panic!("read failed after {offset} bytes: {e}"),
+        };
+        for (k, &got) in buf[..n].iter().enumerate() {
+            let i = offset + k as u64;
+            let want = pattern_byte(seed, i).to_ascii_uppercase();
+            assert_eq!(got, want, "byte {i} is {got:#04x}, expected {want:#04x}");
+        }
+        offset += n as u64;
+    }
+}
+
+/// Writes stream `seed` in chunks of random sizes up to `max_chunk`, `total`
+/// bytes or until the server stops taking them. Returns an upper bound on
+/// what was sent: all of it, or up to the end of the chunk that failed.
+pub fn write_pattern(stream: &mut TcpStream, seed: u64, total: u64, max_chunk: usize) -> u64 {
+    let mut rng = Rng::new(seed);
+    let mut offset = 0u64;
+    while offset < total {
+        let len = rng.upto(max_chunk).min((total - offset) as usize);
+        let result = stream.write_all(&pattern(seed, offset, len));
+        offset += len as u64;
+        if result.is_err() {
+            break;
+        }
+    }
+    offset
+}
