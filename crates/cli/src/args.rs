@@ -5,7 +5,8 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use iomodels_server::{Config, Model};
 
 /// Build, run and measure every concurrency and I/O model of the course.
@@ -14,6 +15,39 @@ use iomodels_server::{Config, Model};
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// Parses the command line; on a bad flag or value prints the error and
+    /// the usage of the command it was meant for, and exits with 2.
+    ///
+    /// Clap prints the usage for some errors (an unknown flag) but not for
+    /// others (a bad value); this makes every usage error show it.
+    pub(crate) fn parse_or_exit() -> Self {
+        let error = match Self::try_parse() {
+            Ok(cli) => return cli,
+            Err(error) => error,
+        };
+        if matches!(
+            error.kind(),
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+        ) {
+            error.exit();
+        }
+        let rendered = error.render().to_string();
+        eprint!("{rendered}");
+        if !rendered.contains("Usage:") {
+            let mut command = Self::command();
+            command.build();
+            let name = std::env::args().nth(1).unwrap_or_default();
+            let usage = match command.find_subcommand_mut(&name) {
+                Some(sub) => sub.render_usage(),
+                None => command.render_usage(),
+            };
+            eprintln!("\n{usage}");
+        }
+        std::process::exit(2);
+    }
 }
 
 #[derive(Debug, Subcommand)]

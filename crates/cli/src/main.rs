@@ -7,7 +7,6 @@ use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 use iomodels_server::{Model, Shutdown};
 use serde::Serialize;
 use tracing_subscriber::EnvFilter;
@@ -15,8 +14,8 @@ use tracing_subscriber::EnvFilter;
 use crate::args::{Cli, Command, ServeArgs};
 
 fn main() -> ExitCode {
-    // A bad flag or value: clap prints the usage and exits 2.
-    let cli = Cli::parse();
+    // A bad flag or value: the usage is printed and the exit code is 2.
+    let cli = Cli::parse_or_exit();
     init_logging();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,210 @@
+//! The `iomodels` command line as a user meets it: usage errors, the models
+//! table, the ready line, and the client at a terminal and in a pipe.
+// Test crates export nothing: `pub` here only shares items between modules.
+#![allow(unreachable_pub)]
+
+#[path = "../../server/tests/harness/mod.rs"]
+mod harness;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+
+use harness::{Server, bin};
+use iomodels_server::Model;
+
+fn iomodels(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Runs `iomodels client --addr ADDR` with `input` on a pipe.
+fn client_filter(server: &Server, input: &[u8]) -> Output {
+    let mut child = Command::new(bin())
+        .args(["client", "--addr", &server.addr.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Fed from a thread: the replies must be read while the input is written.
+    let feeder = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    output
+}
+
+#[test]
+fn bad_flags_and_values_print_usage_and_exit_2() {
+    for args in [
+        &["serve", "--bogus"][..],
+        &["serve", "--model", "nope"],
+        &["serve", "--workers", "0"],
+        &["serve", "--max-conns", "-3"],
+        &["serve", "--buffer", "0"],
+        &["serve", "--grace", "soon"],
+        &["serve", "--addr", "localhost"],
+        &["client", "--addr", "1688"],
+        &["no-such-command"],
+        &[],
+    ] {
+        let output = iomodels(args);
+        assert_eq!(output.status.code(), Some(2), "iomodels {args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("Usage:"),
+            "iomodels {args:?} printed {stderr:?}"
+        );
+    }
+    let output = iomodels(&["serve", "--model", "nope"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("iterative, thread, thread-pool, fork"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn models_lists_every_model_with_its_file() {
+    let output = iomodels(&["models"]);
+    assert!(output.status.success());
+    let table = String::from_utf8(output.stdout).unwrap();
+    for model in Model::ALL {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(model.name()))
+            .unwrap_or_else(|| {
+                panic!("no row for {model} in\n{table}");
+            });
+        assert!(
+            row.contains(model.file()) && row.contains(model.family().name()),
+            "{row}"
+        );
+    }
+    // The thread pool's row states its cap, as the issue asks.
+    assert!(table.contains("caps concurrent clients"));
+}
+
+#[test]
+fn models_json_is_machine_readable() {
+    let output = iomodels(&["models", "--json"]);
+    assert!(output.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), Model::ALL.len());
+    for (row, model) in rows.iter().zip(Model::ALL) {
+        assert_eq!(row["name"], model.name());
+        assert_eq!(row["file"], model.file());
+        assert_eq!(row["default"], model == Model::DEFAULT);
+    }
+}
+
+#[test]
+fn ready_line_names_the_real_port() {
+    let server = Server::start(Model::DEFAULT, &[]);
+    assert!(server.addr.ip().is_loopback());
+    assert_ne!(server.addr.port(), 0);
+    assert!(
+        server
+            .log()
+            .contains(&format!("iomodels: thread listening on {}", server.addr))
+    );
+}
+
+#[test]
+fn serve_on_a_busy_port_fails_clearly() {
+    let server = Server::start(Model::DEFAULT, &[]);
+    let output = iomodels(&["serve", "--addr", &server.addr.to_string()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {}", server.addr)),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn client_in_a_pipe_is_a_filter() {
+    let server = Server::start(Model::DEFAULT, &[]);
+    let output = client_filter(
+        &server,
+        b"hello\n\nw\xc3\xb6rld 123\n\xff raw bytes\r\nlast",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Empty lines are skipped, as in the course; everything else is exact.
+    assert_eq!(
+        output.stdout,
+        b"HELLO\nW\xc3\xb6RLD 123\n\xff RAW BYTES\r\nLAST"
+    );
+}
+
+#[test]
+fn client_streams_a_large_input() {
+    let server = Server::start(Model::DEFAULT, &[]);
+    let line = b"the quick brown fox jumps over the lazy dog\n";
+    let input: Vec<u8> = line
+        .iter()
+        .copied()
+        .cycle()
+        .take(line.len() * 100_000)
+        .collect();
+    let output = client_filter(&server, &input);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stdout == input.to_ascii_uppercase(),
+        "4 MiB through the client came back altered"
+    );
+}
+
+#[test]
+fn client_at_a_terminal_prompts_like_the_course() {
+    let server = Server::start(Model::DEFAULT, &[]);
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut child = Command::new(bin())
+        .args(["client", "--addr", &server.addr.to_string()])
+        .stdin(Stdio::from(pty.slave))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut terminal = std::fs::File::from(pty.master);
+    // A line, an empty line (skipped), another line, then Ctrl-D.
+    terminal.write_all(b"hello\n\nbye\n\x04").unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(stdout, "msg: HELLO\nmsg: msg: BYE\nmsg: \n");
+}
+
+#[test]
+fn client_without_a_server_says_so() {
+    // A port that was free a moment ago and has no listener now.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let output = iomodels(&["client", "--addr", &addr.to_string()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot connect to {addr}")),
+        "{stderr}"
+    );
+}
