@@ -208,3 +208,17 @@ fn client_without_a_server_says_so() {
         "{stderr}"
     );
 }
+
+#[test]
+fn readme_lists_every_model() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("the README is at the repository root");
+    for model in Model::ALL {
+        let row = format!("| `{}`", model.name());
+        let link = format!("]({})", model.file());
+        assert!(
+            readme.contains(&row) && readme.contains(&link),
+            "README misses {model}"
+        );
+    }
+}
