@@ -108,6 +108,17 @@ impl Shutdown {
     /// # Errors
     ///
     /// If the handlers or their thread cannot be set up.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use iomodels_server::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(5)).unwrap();
+    /// shutdown.stop_on_signals().unwrap();
+    /// shutdown.wait_draining(); // returns on the first Ctrl-C or SIGTERM
+    /// ```
     pub fn stop_on_signals(&self) -> io::Result<()> {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         let this = self.clone();
@@ -136,6 +147,16 @@ impl Shutdown {
     }
 
     /// The grace period a drain lasts at most.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use iomodels_server::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(5)).unwrap();
+    /// assert_eq!(shutdown.grace(), Duration::from_secs(5));
+    /// ```
     pub fn grace(&self) -> Duration {
         self.inner.grace
     }
@@ -167,6 +188,18 @@ impl Shutdown {
     }
 
     /// Ends the grace period now (and starts the drain if it had not begun).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use iomodels_server::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(3600)).unwrap();
+    /// shutdown.force();
+    /// assert!(shutdown.is_draining() && shutdown.is_forced());
+    /// shutdown.wait_forced(); // returns at once
+    /// ```
     pub fn force(&self) {
         self.drain();
         self.lock().forced = true;
@@ -174,12 +207,36 @@ impl Shutdown {
     }
 
     /// Whether the drain has begun: stop accepting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use iomodels_server::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(1)).unwrap();
+    /// assert!(!shutdown.is_draining());
+    /// shutdown.drain();
+    /// assert!(shutdown.is_draining());
+    /// ```
     pub fn is_draining(&self) -> bool {
         self.inner.draining.load(Ordering::Acquire)
     }
 
     /// Whether the stop is forced: by [`force`](Self::force) or because the
     /// grace period has run out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use iomodels_server::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::ZERO).unwrap();
+    /// assert!(!shutdown.is_forced());
+    /// shutdown.drain(); // with no grace at all, draining is already forced
+    /// assert!(shutdown.is_forced());
+    /// ```
     pub fn is_forced(&self) -> bool {
         let state = self.lock();
         state.forced || state.deadline.is_some_and(|d| Instant::now() >= d)
@@ -191,6 +248,21 @@ impl Shutdown {
     }
 
     /// Blocks until the drain begins.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use iomodels_server::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_secs(1)).unwrap();
+    /// let waiter = {
+    ///     let shutdown = shutdown.clone();
+    ///     std::thread::spawn(move || shutdown.wait_draining())
+    /// };
+    /// shutdown.drain();
+    /// waiter.join().unwrap();
+    /// ```
     pub fn wait_draining(&self) {
         let mut state = self.lock();
         while state.deadline.is_none() {
@@ -228,6 +300,18 @@ impl Shutdown {
 
     /// Blocks until the stop is forced: a [`force`](Self::force) call or the
     /// end of the grace period, whichever comes first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use iomodels_server::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new(Duration::from_millis(20)).unwrap();
+    /// shutdown.drain();
+    /// shutdown.wait_forced(); // the grace period runs out
+    /// assert!(Instant::now() >= shutdown.deadline().unwrap());
+    /// ```
     pub fn wait_forced(&self) {
         let mut state = self.lock();
         loop {
@@ -296,6 +380,24 @@ impl Shutdown {
 
 /// The descriptor that turns readable when the drain begins, for models that
 /// wait in `select`, `poll` or `epoll`.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use std::time::Duration;
+/// use iomodels_server::Shutdown;
+/// use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+///
+/// let shutdown = Shutdown::new(Duration::from_secs(1)).unwrap();
+/// let readable = |s: &Shutdown| {
+///     let mut fds = [PollFd::new(s.as_fd(), PollFlags::POLLIN)];
+///     poll(&mut fds, PollTimeout::ZERO).unwrap() == 1
+/// };
+/// assert!(!readable(&shutdown));
+/// shutdown.drain();
+/// assert!(readable(&shutdown));
+/// ```
 impl AsFd for Shutdown {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.wake_rx.as_fd()

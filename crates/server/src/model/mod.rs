@@ -76,6 +76,14 @@ pub enum Family {
 
 impl Family {
     /// The family's name, as `iomodels models` prints it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::Model;
+    ///
+    /// assert_eq!(Model::Fork.family().name(), "blocking");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Self::Blocking => "blocking",
@@ -94,6 +102,15 @@ impl Model {
     pub const DEFAULT: Model = Self::Thread;
 
     /// The model's name on the command line.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::Model;
+    ///
+    /// let names: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
+    /// assert_eq!(names, ["iterative", "thread", "thread-pool", "fork"]);
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Self::Iterative => "iterative",
@@ -104,6 +121,14 @@ impl Model {
     }
 
     /// How the model waits for I/O, in the course's terms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::{Family, Model};
+    ///
+    /// assert_eq!(Model::Thread.family(), Family::Blocking);
+    /// ```
     pub fn family(self) -> Family {
         match self {
             Self::Iterative | Self::Thread | Self::ThreadPool | Self::Fork => Family::Blocking,
@@ -111,6 +136,14 @@ impl Model {
     }
 
     /// The file that implements it, relative to the repository root.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::Model;
+    ///
+    /// assert_eq!(Model::Iterative.file(), "crates/server/src/model/iterative.rs");
+    /// ```
     pub fn file(self) -> &'static str {
         match self {
             Self::Iterative => "crates/server/src/model/iterative.rs",
@@ -121,6 +154,14 @@ impl Model {
     }
 
     /// The idea in one line.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::Model;
+    ///
+    /// assert!(Model::ThreadPool.idea().contains("caps concurrent clients"));
+    /// ```
     pub fn idea(self) -> &'static str {
         match self {
             Self::Iterative => {
@@ -160,7 +201,8 @@ impl Model {
         .map(|capacity| capacity.min(config.max_conns))
     }
 
-    /// Serves on `listener` until `shutdown` says stop; see the contract above.
+    /// Serves on `listener` until `shutdown` says stop; see the contract above
+    /// (the crate's front page has a complete example).
     ///
     /// # Errors
     ///
