@@ -6,9 +6,12 @@
 //! the blocking loop and exits. The child's memory is its own, so a crash or
 //! a leak in one connection cannot touch another.
 //!
-//! **Its cost.** A `fork` per connection (~50-100 us: page tables are copied,
-//! memory is shared copy-on-write), a process per client (a few hundred KiB
-//! of kernel and private memory each), and a context switch per message.
+//! **Its cost.** A `fork` per connection (page tables are copied, memory is
+//! shared copy-on-write), a process per client, and a context switch per
+//! message. Measured here (`bench/blocking_costs.py`, 2 cores): a
+//! connect-echo-close costs about 400 us more than in the iterative model,
+//! eight times what a thread costs, and each child about 90 KiB of
+//! proportional memory (PSS).
 //! And the bookkeeping the notes describe under 僵尸和孤儿: a child that exits
 //! stays a zombie until its parent collects its exit status with `waitpid`.
 //! Here a reaper thread does that the moment a child exits, so zombies never

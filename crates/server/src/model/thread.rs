@@ -8,7 +8,10 @@
 //! **Its cost.** A thread per client: a stack (we ask for 128 KiB, not the
 //! default 2 MiB, since the echo loop keeps its buffer on the heap), a kernel
 //! task, and a context switch for every message, since each reply wakes a
-//! different thread. Thread start-up (~10-20 us) is paid on every connect.
+//! different thread. Measured here (`bench/blocking_costs.py`, 2 cores): a
+//! connect-echo-close costs 50-120 us more than in the iterative model, and
+//! an idle connection about 24 KiB of memory (the pages its stack and buffer
+//! actually touched).
 //!
 //! **When to pick it.** Up to a few thousand connections with simple,
 //! blocking code: it is the easiest model to get right, and with few clients
