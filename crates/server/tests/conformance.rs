@@ -118,28 +118,40 @@ mod cases {
     }
 
     fn capacity_then_one_more(server: &Server, capacity: usize) {
-        let mut held: Vec<TcpStream> = (0..capacity)
+        let mut held = hold(server, capacity);
+        one_more_waits_for_a_slot(server, &mut held);
+        // The others are still served.
+        for client in &mut held {
+            round_trip(client, b"still here");
+        }
+    }
+
+    /// `n` clients, each answered once and kept open: each holds a slot.
+    fn hold(server: &Server, n: usize) -> Vec<TcpStream> {
+        (0..n)
             .map(|i| {
                 let mut client = server.connect();
                 round_trip(&mut client, format!("client {i}").as_bytes());
                 client
             })
-            .collect();
+            .collect()
+    }
+
+    /// With every slot held, one more client gets no reply; once a held
+    /// client leaves, it is served.
+    fn one_more_waits_for_a_slot(server: &Server, held: &mut Vec<TcpStream>) {
         let mut late = server.connect();
         late.write_all(b"late").unwrap();
         assert!(
             !replies_within(&mut late, Duration::from_millis(500)),
-            "{} answered a client beyond its capacity of {capacity}",
-            server.model
+            "{} answered a client beyond the {} it was serving",
+            server.model,
+            held.len()
         );
-        // A slot frees: the late client is served, and the others still are.
         drop(held.pop());
         let mut reply = [0; 4];
         late.read_exact(&mut reply).unwrap();
         assert_eq!(&reply, b"LATE");
-        for client in &mut held {
-            round_trip(client, b"still here");
-        }
     }
 
     /// The client shuts down its write side: everything it sent comes back,
@@ -325,15 +337,9 @@ mod cases {
         let served = model.capacity(&limited).unwrap_or(LIMIT);
         let accepts_beyond = model.capacity(&unlimited).is_none_or(|c| c > LIMIT);
 
-        let mut held: Vec<TcpStream> = (0..served)
-            .map(|i| {
-                let mut client = server.connect();
-                round_trip(&mut client, format!("held {i}").as_bytes());
-                client
-            })
-            .collect();
-        let mut extra = server.connect();
+        let mut held = hold(&server, served);
         if accepts_beyond {
+            let mut extra = server.connect();
             let _ = extra.write_all(b"extra");
             let mut byte = [0];
             match extra.read(&mut byte) {
@@ -357,12 +363,7 @@ mod cases {
                 thread::sleep(Duration::from_millis(20));
             }
         } else {
-            extra.write_all(b"extra").unwrap();
-            assert!(!replies_within(&mut extra, Duration::from_millis(500)));
-            drop(held.pop());
-            let mut reply = [0; 5];
-            extra.read_exact(&mut reply).unwrap();
-            assert_eq!(&reply, b"EXTRA");
+            one_more_waits_for_a_slot(&server, &mut held);
         }
     }
 
