@@ -60,6 +60,8 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure servers: throughput, latency, server CPU and memory; `bench matrix` for all.
+    Bench(Box<crate::bench::BenchArgs>),
     /// The course's client: a `msg: ` prompt on a terminal, a line filter in a pipe.
     Client {
         /// The server to talk to.
@@ -144,7 +146,7 @@ fn parse_bytes(text: &str) -> Result<usize, String> {
 }
 
 /// Parses a non-negative number of seconds, fractions allowed: `5`, `0.5`.
-fn parse_secs(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .trim()
         .parse()

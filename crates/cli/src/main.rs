@@ -1,6 +1,7 @@
 //! `iomodels`: run, list and talk to the course's echo server under every model.
 
 mod args;
+mod bench;
 mod client;
 
 use std::io::{self, IsTerminal, Write};
@@ -30,6 +31,7 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(&args),
         Command::Models { json } => models(json),
+        Command::Bench(args) => bench::run(*args),
         Command::Client { addr } => client::run(addr),
     }
 }

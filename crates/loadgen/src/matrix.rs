@@ -1,0 +1,418 @@
+//! The benchmark matrix: every target x connection count x request size,
+//! written out as JSON, CSV, Markdown tables and SVG charts.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::report::micros;
+use crate::{Report, Target, Workload, measure};
+
+/// One cell of the matrix: a report, or why there is none.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    /// The target's name.
+    pub target: String,
+    /// Connections.
+    pub conns: usize,
+    /// Bytes per request.
+    pub size: usize,
+    /// The measurement, if the cell ran.
+    pub report: Option<Report>,
+    /// Why it did not, if it did not.
+    pub error: Option<String>,
+}
+
+/// Runs every cell, one fresh server per cell, with a progress bar on a
+/// terminal. A target that fails to start fails its cells, not the matrix.
+pub fn run(targets: &[Target], conns: &[usize], sizes: &[usize], base: &Workload) -> Vec<Cell> {
+    let total = targets.len() * conns.len() * sizes.len();
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let mut cells = Vec::with_capacity(total);
+    for &size in sizes {
+        for target in targets {
+            for &c in conns {
+                bar.set_message(format!("{} x {c} conns x {size} B", target.name()));
+                let workload = Workload {
+                    conns: c,
+                    size,
+                    ..base.clone()
+                };
+                let (report, error) = match measure(target, &workload) {
+                    Ok(report) => (Some(report), None),
+                    Err(e) => {
+                        bar.println(format!(
+                            "iomodels: {} at {c} conns, {size} B: {e}",
+                            target.name()
+                        ));
+                        (None, Some(e.to_string()))
+                    }
+                };
+                cells.push(Cell {
+                    target: target.name(),
+                    conns: c,
+                    size,
+                    report,
+                    error,
+                });
+                bar.inc(1);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    cells
+}
+
+/// Writes `report.json`, `report.csv`, `report.md` and the charts into `out`.
+///
+/// # Errors
+///
+/// If a file cannot be written.
+pub fn write(cells: &[Cell], base: &Workload, out: &Path) -> io::Result<()> {
+    fs::create_dir_all(out)?;
+    fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(cells)?,
+    )?;
+    fs::write(out.join("report.csv"), csv(cells))?;
+    fs::write(out.join("report.md"), markdown(cells, base))?;
+    for size in sizes(cells) {
+        let cells: Vec<&Cell> = cells.iter().filter(|c| c.size == size).collect();
+        chart(
+            &cells,
+            &out.join(format!("requests-per-s-{size}B.svg")),
+            Figure::Throughput,
+            size,
+        )?;
+        chart(
+            &cells,
+            &out.join(format!("p99-{size}B.svg")),
+            Figure::P99,
+            size,
+        )?;
+        chart(
+            &cells,
+            &out.join(format!("cpu-per-request-{size}B.svg")),
+            Figure::Cpu,
+            size,
+        )?;
+    }
+    Ok(())
+}
+
+fn sizes(cells: &[Cell]) -> Vec<usize> {
+    let mut sizes: Vec<usize> = cells.iter().map(|c| c.size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+}
+
+fn in_order<T: PartialEq + Clone>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen = Vec::new();
+    for item in items {
+        if !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    seen
+}
+
+fn csv(cells: &[Cell]) -> String {
+    let mut out = String::from(
+        "target,conns,size,requests_per_s,mb_per_s,p50_us,p90_us,p99_us,p999_us,max_us,\
+         wrong_bytes,short_replies,resets,timeouts,connect_failures,idle_conns,\
+         server_cpu_us_per_request,server_peak_rss_bytes,server_peak_threads,server_peak_processes,\
+         server_kernel_requests_per_s,client_cpu_us_per_request,error\n",
+    );
+    for cell in cells {
+        let _ = write!(out, "{},{},{},", cell.target, cell.conns, cell.size);
+        match &cell.report {
+            Some(r) => {
+                let l = &r.latency_us;
+                let e = &r.errors;
+                let _ = write!(
+                    out,
+                    "{:.1},{:.3},{:.1},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{},",
+                    r.requests_per_s,
+                    r.mb_per_s,
+                    l.p50,
+                    l.p90,
+                    l.p99,
+                    l.p999,
+                    l.max,
+                    e.wrong_bytes,
+                    e.short_replies,
+                    e.resets,
+                    e.timeouts,
+                    e.connect_failures,
+                    r.idle_conns
+                );
+                match &r.server {
+                    Some(s) => {
+                        let _ = write!(
+                            out,
+                            "{:.3},{},{},{},{},",
+                            s.cpu_us_per_request,
+                            s.peak_rss_bytes,
+                            s.peak_threads,
+                            s.peak_processes,
+                            s.kernel_requests_per_s
+                                .map_or(String::new(), |k| format!("{k:.1}"))
+                        );
+                    }
+                    None => out.push_str(",,,,,"),
+                }
+                let _ = writeln!(out, "{:.3},", r.client_cpu_us_per_request);
+            }
+            None => {
+                let error = cell
+                    .error
+                    .as_deref()
+                    .unwrap_or("")
+                    .replace(['"', '\n'], "'");
+                let _ = writeln!(out, ",,,,,,,,,,,,,,,,,,,\"{error}\"");
+            }
+        }
+    }
+    out
+}
+
+fn markdown(cells: &[Cell], base: &Workload) -> String {
+    let targets = in_order(cells.iter().map(|c| c.target.clone()));
+    let conns = {
+        let mut c = in_order(cells.iter().map(|c| c.conns));
+        c.sort_unstable();
+        c
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Benchmark matrix\n\nClosed loop, {} request(s) in flight per connection, {} client thread(s), \
+         {:.1} s warm-up, {:.1} s measured per cell; a fresh server per cell; every reply byte checked.\n",
+        base.pipeline,
+        base.threads,
+        base.warmup.as_secs_f64(),
+        base.duration.as_secs_f64()
+    );
+    type Pick = fn(&Report) -> Option<String>;
+    let tables: [(&str, Pick); 3] = [
+        ("Requests per second (thousands)", |r| {
+            Some(format!("{:.1}k", r.requests_per_s / 1000.0))
+        }),
+        ("p99 latency", |r| Some(micros(r.latency_us.p99))),
+        ("Server CPU per request (us)", |r| {
+            r.server
+                .as_ref()
+                .map(|s| format!("{:.2}", s.cpu_us_per_request))
+        }),
+    ];
+    for size in sizes(cells) {
+        let _ = writeln!(out, "## {size}-byte requests\n");
+        for (title, pick) in tables {
+            let _ = writeln!(out, "### {title}\n");
+            let _ = write!(out, "| target |");
+            for c in &conns {
+                let _ = write!(out, " {c} conns |");
+            }
+            let _ = write!(out, "\n|---|");
+            for _ in &conns {
+                out.push_str("---:|");
+            }
+            out.push('\n');
+            for target in &targets {
+                let _ = write!(out, "| {target} |");
+                for &c in &conns {
+                    let cell = cells
+                        .iter()
+                        .find(|x| x.size == size && x.conns == c && &x.target == target);
+                    let text = match cell.and_then(|x| x.report.as_ref()) {
+                        Some(r) => {
+                            let mut text = pick(r).unwrap_or_else(|| "-".into());
+                            if r.errors.any() || r.idle_conns > 0 {
+                                text.push_str(" \u{2020}");
+                            }
+                            text
+                        }
+                        None if cell.is_some() => "failed".into(),
+                        None => String::new(),
+                    };
+                    let _ = write!(out, " {text} |");
+                }
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\u{2020} the cell had errors (resets, timeouts, short or wrong replies) or connections that \
+         completed nothing in the window; see report.csv.\n"
+    );
+    let failed: Vec<&Cell> = cells.iter().filter(|c| c.report.is_none()).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(out, "## Cells that did not run\n");
+        for cell in failed {
+            let _ = writeln!(
+                out,
+                "- {} at {} conns, {} B: {}",
+                cell.target,
+                cell.conns,
+                cell.size,
+                cell.error.as_deref().unwrap_or("?")
+            );
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Figure {
+    Throughput,
+    P99,
+    Cpu,
+}
+
+impl Figure {
+    fn value(self, report: &Report) -> Option<f64> {
+        let value = match self {
+            Self::Throughput => report.requests_per_s / 1000.0,
+            Self::P99 => report.latency_us.p99,
+            Self::Cpu => report.server.as_ref()?.cpu_us_per_request,
+        };
+        (value.is_finite() && value > 0.0).then_some(value)
+    }
+
+    fn caption(self, size: usize) -> String {
+        match self {
+            Self::Throughput => format!("Requests per second, {size}-byte requests (thousands)"),
+            Self::P99 => format!("p99 latency, {size}-byte requests (microseconds, log scale)"),
+            Self::Cpu => format!("Server CPU per request, {size}-byte requests (microseconds)"),
+        }
+    }
+}
+
+/// One chart: a line per target over the connection counts (log scale).
+fn chart(cells: &[&Cell], path: &Path, figure: Figure, size: usize) -> io::Result<()> {
+    let targets = in_order(cells.iter().map(|c| c.target.clone()));
+    let points = |target: &str| -> Vec<(f64, f64)> {
+        let mut points: Vec<(f64, f64)> = cells
+            .iter()
+            .filter(|c| c.target == target)
+            .filter_map(|c| Some((c.conns as f64, figure.value(c.report.as_ref()?)?)))
+            .collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        points
+    };
+    let all: Vec<(f64, f64)> = targets.iter().flat_map(|t| points(t)).collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let x_max = all.iter().map(|p| p.0).fold(1.0, f64::max) * 1.5;
+    let y_max = all.iter().map(|p| p.1).fold(0.0, f64::max) * 1.15;
+    let y_min = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let to_io = |e: String| io::Error::other(e);
+
+    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| to_io(e.to_string()))?;
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(figure.caption(size), ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64);
+    let draw = |chart_result: Result<(), String>| chart_result.map_err(to_io);
+    let series_style = |i: usize| Palette99::pick(i).stroke_width(2);
+    match figure {
+        Figure::P99 => {
+            let mut chart = builder
+                .build_cartesian_2d((0.8..x_max).log_scale(), (y_min * 0.8..y_max).log_scale())
+                .map_err(|e| to_io(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .x_desc("connections")
+                .draw()
+                .map_err(|e| to_io(e.to_string()))?;
+            for (i, target) in targets.iter().enumerate() {
+                let points = points(target);
+                draw(
+                    chart
+                        .draw_series(LineSeries::new(points.clone(), series_style(i)))
+                        .map(|s| {
+                            s.label(target.as_str()).legend(move |(x, y)| {
+                                PathElement::new(vec![(x, y), (x + 18, y)], series_style(i))
+                            });
+                        })
+                        .map_err(|e| e.to_string()),
+                )?;
+                draw(
+                    chart
+                        .draw_series(
+                            points
+                                .into_iter()
+                                .map(|p| Circle::new(p, 3, series_style(i).filled())),
+                        )
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                )?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperLeft)
+                .draw()
+                .map_err(|e| to_io(e.to_string()))?;
+        }
+        Figure::Throughput | Figure::Cpu => {
+            let mut chart = builder
+                .build_cartesian_2d((0.8..x_max).log_scale(), 0.0..y_max)
+                .map_err(|e| to_io(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .x_desc("connections")
+                .draw()
+                .map_err(|e| to_io(e.to_string()))?;
+            for (i, target) in targets.iter().enumerate() {
+                let points = points(target);
+                draw(
+                    chart
+                        .draw_series(LineSeries::new(points.clone(), series_style(i)))
+                        .map(|s| {
+                            s.label(target.as_str()).legend(move |(x, y)| {
+                                PathElement::new(vec![(x, y), (x + 18, y)], series_style(i))
+                            });
+                        })
+                        .map_err(|e| e.to_string()),
+                )?;
+                draw(
+                    chart
+                        .draw_series(
+                            points
+                                .into_iter()
+                                .map(|p| Circle::new(p, 3, series_style(i).filled())),
+                        )
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                )?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(|e| to_io(e.to_string()))?;
+        }
+    }
+    root.present().map_err(|e| to_io(e.to_string()))
+}
