@@ -117,12 +117,16 @@ impl Server {
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                // Kept before the ready line is announced, so a test that
+                // looks at the log right after start finds the line in it.
+                {
+                    let mut kept = kept.lock().unwrap();
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
                 if let Some(addr) = line.split(" listening on ").nth(1) {
                     let _ = ready_tx.send(addr.trim().to_owned());
                 }
-                let mut kept = kept.lock().unwrap();
-                kept.push_str(&line);
-                kept.push('\n');
             }
         });
         let addr = match ready_rx.recv_timeout(IO_TIMEOUT) {
