@@ -222,3 +222,84 @@ fn readme_lists_every_model() {
         );
     }
 }
+
+#[test]
+fn bench_measures_a_model_and_reports_json() {
+    let output = iomodels(&[
+        "bench",
+        "--model",
+        "thread",
+        "--conns",
+        "10",
+        "--warmup",
+        "0.2",
+        "--duration",
+        "0.5",
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["target"], "thread");
+    assert!(report["requests"].as_u64().unwrap() > 0);
+    assert_eq!(report["errors"]["wrong_bytes"], 0);
+    assert_eq!(report["idle_conns"], 0);
+    let server = &report["server"];
+    assert!(server["cpu_us_per_request"].as_f64().unwrap() > 0.0);
+    // 10 connection threads, the accept loop, the drain watcher, signals.
+    assert!(server["peak_threads"].as_u64().unwrap() >= 11, "{server}");
+}
+
+#[test]
+fn bench_fails_on_a_server_that_gets_one_letter_wrong() {
+    // A server that upper-cases everything but q.
+    let script = std::env::temp_dir().join(format!("iomodels-broken-{}.py", std::process::id()));
+    std::fs::write(
+        &script,
+        "import socketserver, sys\n\
+         class H(socketserver.BaseRequestHandler):\n\
+         \x20   def handle(self):\n\
+         \x20       while True:\n\
+         \x20           d = self.request.recv(65536)\n\
+         \x20           if not d: return\n\
+         \x20           self.request.sendall(d.upper().replace(b'Q', b'q'))\n\
+         socketserver.ThreadingTCPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n",
+    )
+    .unwrap();
+    let peer = format!("broken=python3 {} {{port}}", script.display());
+    let output = iomodels(&[
+        "bench",
+        "--peer",
+        &peer,
+        "--conns",
+        "4",
+        "--warmup",
+        "0.1",
+        "--duration",
+        "0.5",
+    ]);
+    let _ = std::fs::remove_file(&script);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stdout.contains("4 wrong bytes"), "{stdout}");
+    assert!(stdout.contains("('q'), expected 0x51 ('Q')"), "{stdout}");
+    assert!(
+        stderr.contains("broken sent wrong or short replies"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bench_refuses_more_connections_than_descriptors_up_front() {
+    let output = iomodels(&["bench", "--model", "thread", "--conns", "1000000"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("1000000 connections need about"),
+        "{stderr}"
+    );
+}

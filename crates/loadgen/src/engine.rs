@@ -449,8 +449,9 @@ impl Worker {
             let now = Instant::now();
             for event in &events {
                 let i = event.token().0;
-                if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.read(i, now, &clock);
+                let closing = event.is_read_closed() || event.is_error();
+                if event.is_readable() || closing {
+                    self.read(i, now, &clock, closing);
                 }
                 if event.is_writable() {
                     self.flush(i, now);
@@ -530,8 +531,9 @@ impl Worker {
     }
 
     /// Reads and checks everything available on connection `i`; records each
-    /// completed request; in closed loop, issues its successor.
-    fn read(&mut self, i: usize, now: Instant, clock: &Clock) {
+    /// completed request; in closed loop, issues its successor. `closing`:
+    /// the peer has hung up (EPOLLRDHUP), so read on to the EOF.
+    fn read(&mut self, i: usize, now: Instant, clock: &Clock, closing: bool) {
         loop {
             let conn = &mut self.conns[i];
             let Some(socket) = conn.socket.as_mut() else {
@@ -589,8 +591,10 @@ impl Worker {
             }
             // A short read drained the socket; under edge-triggered epoll,
             // bytes arriving later raise a new edge. Skipping the read that
-            // would only say EAGAIN saves a syscall per request.
-            let drained = n < self.scratch.len();
+            // would only say EAGAIN saves a syscall per request. Not so for
+            // a FIN that came with the last bytes: no new edge will announce
+            // it, so when the peer has hung up, read on to the EOF.
+            let drained = n < self.scratch.len() && !closing;
             if completed > 0 && now < clock.window_end {
                 self.after_completions(i, completed, now);
             }
