@@ -253,7 +253,11 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
 /// run short of ephemeral ports from 127.0.0.1 to one server port: then
 /// spread them over 127.0.0.2, .3, ... (the whole of 127/8 is loopback).
 fn source_addresses(addr: SocketAddr, conns: usize) -> Result<Vec<IpAddr>, Error> {
-    let ports = ephemeral_ports();
+    plan_sources(addr, conns, ephemeral_ports())
+}
+
+/// [`source_addresses`] for a given number of ephemeral ports.
+fn plan_sources(addr: SocketAddr, conns: usize, ports: usize) -> Result<Vec<IpAddr>, Error> {
     // Leave a fifth of the range for everything else on the machine.
     let per_source = (ports * 4 / 5).max(1);
     if conns <= per_source {
@@ -673,4 +677,41 @@ fn open(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<std::net::TcpStr
     socket.set_tcp_nodelay(true)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{open, plan_sources};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+
+    #[test]
+    fn few_connections_need_no_extra_source() {
+        let addr: SocketAddr = "127.0.0.1:1688".parse().unwrap();
+        assert!(plan_sources(addr, 10_000, 28_232).unwrap().is_empty());
+    }
+
+    #[test]
+    fn many_connections_spread_over_loopback_sources() {
+        let addr: SocketAddr = "127.0.0.1:1688".parse().unwrap();
+        let sources = plan_sources(addr, 50_000, 28_232).unwrap();
+        // 80% of 28,232 ports per source: 3 sources for 50,000.
+        assert_eq!(sources.len(), 3);
+        assert_eq!(sources[0], IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+    }
+
+    #[test]
+    fn a_remote_target_cannot_be_spread() {
+        let addr: SocketAddr = "192.0.2.1:1688".parse().unwrap();
+        assert!(plan_sources(addr, 50_000, 28_232).is_err());
+    }
+
+    #[test]
+    fn a_connection_can_come_from_another_loopback_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+        let stream = open(listener.local_addr().unwrap(), Some(source)).unwrap();
+        assert_eq!(stream.local_addr().unwrap().ip(), source);
+        let (_, peer) = listener.accept().unwrap();
+        assert_eq!(peer.ip(), source);
+    }
 }
