@@ -7,6 +7,7 @@ use std::io;
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 use serde::Serialize;
 
@@ -304,115 +305,105 @@ impl Figure {
 /// One chart: a line per target over the connection counts (log scale).
 fn chart(cells: &[&Cell], path: &Path, figure: Figure, size: usize) -> io::Result<()> {
     let targets = in_order(cells.iter().map(|c| c.target.clone()));
-    let points = |target: &str| -> Vec<(f64, f64)> {
-        let mut points: Vec<(f64, f64)> = cells
-            .iter()
-            .filter(|c| c.target == target)
-            .filter_map(|c| Some((c.conns as f64, figure.value(c.report.as_ref()?)?)))
-            .collect();
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
-        points
-    };
-    let all: Vec<(f64, f64)> = targets.iter().flat_map(|t| points(t)).collect();
+    let series: Vec<(String, Vec<(f64, f64)>)> = targets
+        .into_iter()
+        .map(|target| {
+            let mut points: Vec<(f64, f64)> = cells
+                .iter()
+                .filter(|c| c.target == target)
+                .filter_map(|c| Some((c.conns as f64, figure.value(c.report.as_ref()?)?)))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (target, points)
+        })
+        .collect();
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
     if all.is_empty() {
         return Ok(());
     }
-    let x_max = all.iter().map(|p| p.0).fold(1.0, f64::max) * 1.5;
+    let mut conns: Vec<f64> = all.iter().map(|p| p.0).collect();
+    conns.sort_by(f64::total_cmp);
+    conns.dedup();
+    let x_range = (conns[0] / 1.6..conns[conns.len() - 1] * 1.6)
+        .log_scale()
+        .with_key_points(conns);
     let y_max = all.iter().map(|p| p.1).fold(0.0, f64::max) * 1.15;
     let y_min = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let to_io = |e: String| io::Error::other(e);
 
     let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| to_io(e.to_string()))?;
+    root.fill(&WHITE).map_err(io::Error::other)?;
     let mut builder = ChartBuilder::on(&root);
     builder
         .caption(figure.caption(size), ("sans-serif", 20))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64);
-    let draw = |chart_result: Result<(), String>| chart_result.map_err(to_io);
-    let series_style = |i: usize| Palette99::pick(i).stroke_width(2);
-    match figure {
-        Figure::P99 => {
-            let mut chart = builder
-                .build_cartesian_2d((0.8..x_max).log_scale(), (y_min * 0.8..y_max).log_scale())
-                .map_err(|e| to_io(e.to_string()))?;
-            chart
-                .configure_mesh()
-                .x_desc("connections")
-                .draw()
-                .map_err(|e| to_io(e.to_string()))?;
-            for (i, target) in targets.iter().enumerate() {
-                let points = points(target);
-                draw(
-                    chart
-                        .draw_series(LineSeries::new(points.clone(), series_style(i)))
-                        .map(|s| {
-                            s.label(target.as_str()).legend(move |(x, y)| {
-                                PathElement::new(vec![(x, y), (x + 18, y)], series_style(i))
-                            });
-                        })
-                        .map_err(|e| e.to_string()),
-                )?;
-                draw(
-                    chart
-                        .draw_series(
-                            points
-                                .into_iter()
-                                .map(|p| Circle::new(p, 3, series_style(i).filled())),
-                        )
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                )?;
+    let drawn = match figure {
+        // Latency spans orders of magnitude: log scale.
+        Figure::P99 => plot(
+            builder.build_cartesian_2d(x_range, (y_min / 1.5..y_max * 1.5).log_scale()),
+            &series,
+            SeriesLabelPosition::UpperLeft,
+        ),
+        // Throughput rises with connections; CPU per request falls.
+        Figure::Throughput => plot(
+            builder.build_cartesian_2d(x_range, 0.0..y_max),
+            &series,
+            SeriesLabelPosition::UpperLeft,
+        ),
+        Figure::Cpu => plot(
+            builder.build_cartesian_2d(x_range, 0.0..y_max),
+            &series,
+            SeriesLabelPosition::UpperRight,
+        ),
+    };
+    drawn.map_err(io::Error::other)?;
+    root.present().map_err(io::Error::other)
+}
+
+/// Draws the mesh, one line with dots per series, and the legend.
+fn plot<'a, DB, X, Y, E>(
+    chart: Result<ChartContext<'a, DB, Cartesian2d<X, Y>>, E>,
+    series: &[(String, Vec<(f64, f64)>)],
+    legend: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    E: std::fmt::Display,
+{
+    let mut chart = chart.map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("connections")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| {
+            if *y >= 10.0 {
+                format!("{y:.0}")
+            } else {
+                format!("{y:.1}")
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()
-                .map_err(|e| to_io(e.to_string()))?;
-        }
-        Figure::Throughput | Figure::Cpu => {
-            let mut chart = builder
-                .build_cartesian_2d((0.8..x_max).log_scale(), 0.0..y_max)
-                .map_err(|e| to_io(e.to_string()))?;
-            chart
-                .configure_mesh()
-                .x_desc("connections")
-                .draw()
-                .map_err(|e| to_io(e.to_string()))?;
-            for (i, target) in targets.iter().enumerate() {
-                let points = points(target);
-                draw(
-                    chart
-                        .draw_series(LineSeries::new(points.clone(), series_style(i)))
-                        .map(|s| {
-                            s.label(target.as_str()).legend(move |(x, y)| {
-                                PathElement::new(vec![(x, y), (x + 18, y)], series_style(i))
-                            });
-                        })
-                        .map_err(|e| e.to_string()),
-                )?;
-                draw(
-                    chart
-                        .draw_series(
-                            points
-                                .into_iter()
-                                .map(|p| Circle::new(p, 3, series_style(i).filled())),
-                        )
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                )?;
-            }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(|e| to_io(e.to_string()))?;
-        }
+        })
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (name, points)) in series.iter().enumerate() {
+        let style = Palette99::pick(i).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(points.clone(), style))
+            .map_err(|e| e.to_string())?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, style.filled())))
+            .map_err(|e| e.to_string())?;
     }
-    root.present().map_err(|e| to_io(e.to_string()))
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(legend)
+        .draw()
+        .map_err(|e| e.to_string())
 }
