@@ -125,7 +125,7 @@ pub fn measure(target: &Target, workload: &Workload) -> Result<Report, Error> {
         };
         // The client's clock first, then the cheap reads, then `ss`.
         own_at[slot] = procfs::own_cpu();
-        server_at[slot] = pid.and_then(procfs::sample);
+        server_at[slot] = pid.and_then(procfs::tree_cpu);
         sent_at[slot] = pid.and_then(|_| procfs::bytes_sent_from_port(port));
     });
     stop.store(true, Ordering::Relaxed);
@@ -144,7 +144,7 @@ pub fn measure(target: &Target, workload: &Workload) -> Result<Report, Error> {
     };
     let server_figures = match (server_at, peak) {
         ([Some(start), Some(end)], Some(peak)) => Some(ServerFigures {
-            cpu_us_per_request: per_request(end.cpu.saturating_sub(start.cpu)),
+            cpu_us_per_request: per_request(end.saturating_sub(start)),
             peak_rss_bytes: peak.rss_bytes,
             peak_threads: peak.threads,
             peak_processes: peak.processes,
