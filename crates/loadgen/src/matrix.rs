@@ -330,9 +330,12 @@ fn chart(cells: &[&Cell], path: &Path, figure: Figure, size: usize) -> io::Resul
     let y_max = all.iter().map(|p| p.1).fold(0.0, f64::max) * 1.15;
     let y_min = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
 
-    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    let root = SVGBackend::new(path, (1000, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(io::Error::other)?;
-    let mut builder = ChartBuilder::on(&root);
+    // The legend gets its own panel, so it never hides a line.
+    let (plot_area, legend_area) = root.split_horizontally(820);
+    legend(&legend_area, &series).map_err(io::Error::other)?;
+    let mut builder = ChartBuilder::on(&plot_area);
     builder
         .caption(figure.caption(size), ("sans-serif", 20))
         .margin(16)
@@ -343,29 +346,19 @@ fn chart(cells: &[&Cell], path: &Path, figure: Figure, size: usize) -> io::Resul
         Figure::P99 => plot(
             builder.build_cartesian_2d(x_range, (y_min / 1.5..y_max * 1.5).log_scale()),
             &series,
-            SeriesLabelPosition::UpperLeft,
         ),
-        // Throughput rises with connections; CPU per request falls.
-        Figure::Throughput => plot(
-            builder.build_cartesian_2d(x_range, 0.0..y_max),
-            &series,
-            SeriesLabelPosition::UpperLeft,
-        ),
-        Figure::Cpu => plot(
-            builder.build_cartesian_2d(x_range, 0.0..y_max),
-            &series,
-            SeriesLabelPosition::UpperRight,
-        ),
+        Figure::Throughput | Figure::Cpu => {
+            plot(builder.build_cartesian_2d(x_range, 0.0..y_max), &series)
+        }
     };
     drawn.map_err(io::Error::other)?;
     root.present().map_err(io::Error::other)
 }
 
-/// Draws the mesh, one line with dots per series, and the legend.
+/// Draws the mesh and one line with dots per series.
 fn plot<'a, DB, X, Y, E>(
     chart: Result<ChartContext<'a, DB, Cartesian2d<X, Y>>, E>,
     series: &[(String, Vec<(f64, f64)>)],
-    legend: SeriesLabelPosition,
 ) -> Result<(), String>
 where
     DB: DrawingBackend + 'a,
@@ -388,22 +381,32 @@ where
         .light_line_style(WHITE)
         .draw()
         .map_err(|e| e.to_string())?;
-    for (i, (name, points)) in series.iter().enumerate() {
+    for (i, (_, points)) in series.iter().enumerate() {
         let style = Palette99::pick(i).stroke_width(2);
         chart
             .draw_series(LineSeries::new(points.clone(), style))
-            .map_err(|e| e.to_string())?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+            .map_err(|e| e.to_string())?;
         chart
             .draw_series(points.iter().map(|&p| Circle::new(p, 3, style.filled())))
             .map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(legend)
-        .draw()
-        .map_err(|e| e.to_string())
+    Ok(())
+}
+
+/// The legend, one row per series in the same colours as [`plot`].
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), String> {
+    for (i, (name, _)) in series.iter().enumerate() {
+        let y = 60 + 24 * i as i32;
+        let style = Palette99::pick(i).stroke_width(2);
+        area.draw(&PathElement::new(vec![(8, y), (30, y)], style))
+            .map_err(|e| e.to_string())?;
+        area.draw(&Circle::new((19, y), 3, style.filled()))
+            .map_err(|e| e.to_string())?;
+        area.draw(&Text::new(name.as_str(), (38, y - 7), ("sans-serif", 14)))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

@@ -29,6 +29,10 @@ pub struct Report {
     pub rate: Option<f64>,
     /// Client threads.
     pub threads: usize,
+    /// Warm-up asked for, in seconds.
+    pub warmup_s: f64,
+    /// Window asked for, in seconds.
+    pub duration_s: f64,
     /// The measured window, in seconds, as timed.
     pub window_s: f64,
     /// Requests completed in the window.
@@ -166,6 +170,8 @@ pub fn measure(target: &Target, workload: &Workload) -> Result<Report, Error> {
         pipeline: workload.pipeline,
         rate: workload.rate,
         threads: workload.threads,
+        warmup_s: workload.warmup.as_secs_f64(),
+        duration_s: workload.duration.as_secs_f64(),
         window_s: window,
         requests,
         requests_per_s: requests as f64 / window,
