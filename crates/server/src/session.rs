@@ -433,13 +433,16 @@ mod tests {
                         let n = session.pending().len();
                         session.sent(n);
                     }
-                    _ => {
+                    _ if session.wants_recv() => {
                         let buf = session.recv_buf();
                         let n = buf.len().min(input.len() - fed);
                         buf[..n].copy_from_slice(&input[fed..fed + n]);
                         session.received(n);
                         fed += n;
                     }
+                    // Neither is wanted only once the session is done: the
+                    // loop ends at its next turn.
+                    _ => {}
                 }
                 prop_assert!(session.pending().len() <= capacity);
             }
