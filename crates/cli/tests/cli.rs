@@ -295,11 +295,19 @@ fn bench_fails_on_a_server_that_gets_one_letter_wrong() {
 
 #[test]
 fn bench_refuses_more_connections_than_descriptors_up_front() {
-    let output = iomodels(&["bench", "--model", "thread", "--conns", "1000000"]);
+    // One more connection than the hard limit allows, whatever this machine's limit.
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    let conns = (hard + 1).to_string();
+    let output = iomodels(&["bench", "--model", "thread", "--conns", &conns]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("1000000 connections need about"),
+        stderr.contains(&format!("{conns} connections need about")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("the hard limit is {hard}")),
         "{stderr}"
     );
 }
