@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use iomodels_loadgen::engine::{self, Workload};
 
+mod toy;
+
 /// What a toy server does to the byte at each stream position.
 #[derive(Debug, Clone, Copy)]
 enum Defect {
@@ -22,15 +24,7 @@ enum Defect {
 
 /// An upper-casing echo server with one defect, a thread per connection.
 fn toy_server(defect: Defect) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            thread::spawn(move || serve(stream, defect));
-        }
-    });
-    addr
+    toy::spawn(move |stream| serve(stream, defect))
 }
 
 fn serve(mut stream: TcpStream, defect: Defect) {

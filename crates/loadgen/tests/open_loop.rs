@@ -6,24 +6,18 @@
 //! latency, never remove it.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
 use iomodels_loadgen::engine::{self, Workload};
 
+mod toy;
+
 /// An upper-casing echo server that, once, stops answering for `stall`
 /// after it has echoed `after` bytes on a connection.
 fn stalling_server(after: u64, stall: Duration) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            thread::spawn(move || serve(stream, after, stall));
-        }
-    });
-    addr
+    toy::spawn(move |stream| serve(stream, after, stall))
 }
 
 fn serve(mut stream: TcpStream, after: u64, stall: Duration) {
