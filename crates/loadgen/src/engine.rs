@@ -2,10 +2,11 @@
 //!
 //! The run has three phases on one clock shared by every thread:
 //! connections are opened first (not timed), then the warm-up, then the
-//! measured window. Only requests *completed* inside the window count, and
-//! the window's length is read off the clock at its two ends, so threads
-//! starting or stopping late cannot inflate the figure (the mistake of the
-//! well-known echo benchmark that times a nominal duration).
+//! measured window. The window's two instants are fixed on that clock before
+//! the load starts, and a request counts only if the worker's clock reading
+//! at its completion falls between them: threads starting or stopping late
+//! cannot inflate the figure (the mistake of the well-known echo benchmark
+//! that divides whatever its threads did by a nominal duration).
 //!
 //! Closed loop (the default): each connection keeps `pipeline` requests in
 //! flight, sending a new one as each reply completes; latency runs from the
@@ -121,7 +122,8 @@ impl Errors {
 /// What a run measured on the client side.
 #[derive(Debug)]
 pub struct LoadResult {
-    /// The measured window, as read off the clock at its two ends.
+    /// The measured window: the span of the shared clock that completions
+    /// were counted in.
     pub window: Duration,
     /// Requests completed inside the window.
     pub requests: u64,
@@ -190,11 +192,12 @@ pub fn run(
     go.wait();
 
     sleep_until(clock_value.window_start);
-    let window_start = Instant::now();
     at(Phase::WindowStart);
     sleep_until(clock_value.window_end);
-    let window = window_start.elapsed();
     at(Phase::WindowEnd);
+    // The window the workers counted in: fixed on the shared clock, so a
+    // late wake-up of this thread changes nothing.
+    let window = clock_value.window_end - clock_value.window_start;
     finished.wait();
 
     let mut total = LoadResult {
@@ -356,7 +359,7 @@ impl Worker {
         let mut conns = Vec::with_capacity(indices.len());
         for &index in indices {
             let source = (!sources.is_empty()).then(|| sources[index % sources.len()]);
-            let socket = match open(addr, source) {
+            let socket = match open(addr, source, workload.timeout.max(Duration::from_secs(5))) {
                 Ok(socket) => {
                     let mut socket = TcpStream::from_std(socket);
                     let token = Token(conns.len());
@@ -667,13 +670,18 @@ enum Failure {
 }
 
 /// Opens one connection (blocking, so it is complete before the clock
-/// starts), from `source` when given, then makes it non-blocking.
-fn open(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<std::net::TcpStream> {
+/// starts), from `source` when given, then makes it non-blocking. A server
+/// whose queue is full leaves the SYN unanswered; `timeout` bounds the wait.
+fn open(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    timeout: Duration,
+) -> io::Result<std::net::TcpStream> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if let Some(source) = source {
         socket.bind(&SocketAddr::new(source, 0).into())?;
     }
-    socket.connect(&addr.into())?;
+    socket.connect_timeout(&addr.into(), timeout)?;
     socket.set_tcp_nodelay(true)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
@@ -683,6 +691,7 @@ fn open(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<std::net::TcpStr
 mod tests {
     use super::{open, plan_sources};
     use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+    use std::time::Duration;
 
     #[test]
     fn few_connections_need_no_extra_source() {
@@ -709,7 +718,12 @@ mod tests {
     fn a_connection_can_come_from_another_loopback_address() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
-        let stream = open(listener.local_addr().unwrap(), Some(source)).unwrap();
+        let stream = open(
+            listener.local_addr().unwrap(),
+            Some(source),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         assert_eq!(stream.local_addr().unwrap().ip(), source);
         let (_, peer) = listener.accept().unwrap();
         assert_eq!(peer.ip(), source);

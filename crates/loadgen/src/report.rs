@@ -33,7 +33,7 @@ pub struct Report {
     pub warmup_s: f64,
     /// Window asked for, in seconds.
     pub duration_s: f64,
-    /// The measured window, in seconds, as timed.
+    /// The measured window, in seconds.
     pub window_s: f64,
     /// Requests completed in the window.
     pub requests: u64,
