@@ -19,6 +19,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -155,15 +156,18 @@ pub fn run(
     let connected = Arc::new(Barrier::new(threads + 1));
     let clock: Arc<Mutex<Option<Clock>>> = Arc::default();
     let go = Arc::new(Barrier::new(threads + 1));
-    // Connections stay open until the driver has read the window's end
-    // (the kernel's counters for a socket vanish with it).
-    let finished = Arc::new(Barrier::new(threads + 1));
+    // The load goes on past the window's end until the driver has taken its
+    // readings: a reading taken a little late (scanning 10,000 threads'
+    // schedstat takes a while) then still spans a window of full load, the
+    // same length as the one counted. It also keeps the sockets, and the
+    // kernel's counters in them, alive until then.
+    let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::with_capacity(threads);
     for t in 0..threads {
         let indices: Vec<usize> = (t..workload.conns).step_by(threads).collect();
         let (stream, workload, sources) = (Arc::clone(&stream), workload.clone(), sources.clone());
         let (connected, clock, go) = (Arc::clone(&connected), Arc::clone(&clock), Arc::clone(&go));
-        let finished = Arc::clone(&finished);
+        let stop = Arc::clone(&stop);
         let handle = thread::Builder::new()
             .name(format!("load-{t}"))
             .spawn(move || {
@@ -174,9 +178,7 @@ pub fn run(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .expect("set before go");
-                let part = worker.run(&workload, clock);
-                finished.wait();
-                part
+                worker.run(&workload, clock, &stop)
             });
         handles.push(handle.map_err(Error::Thread)?);
     }
@@ -195,10 +197,10 @@ pub fn run(
     at(Phase::WindowStart);
     sleep_until(clock_value.window_end);
     at(Phase::WindowEnd);
+    stop.store(true, Ordering::Release);
     // The window the workers counted in: fixed on the shared clock, so a
     // late wake-up of this thread changes nothing.
     let window = clock_value.window_end - clock_value.window_start;
-    finished.wait();
 
     let mut total = LoadResult {
         window,
@@ -409,7 +411,7 @@ impl Worker {
         }
     }
 
-    fn run(&mut self, workload: &Workload, clock: Clock) -> Part {
+    fn run(&mut self, workload: &Workload, clock: Clock, stop: &AtomicBool) -> Part {
         let opened = self.conns.iter().filter(|c| c.socket.is_some()).count();
         let now = Instant::now();
         let total = workload.conns.max(1);
@@ -435,7 +437,10 @@ impl Worker {
         let mut next_timeout_check = now + Duration::from_millis(100);
         loop {
             let now = Instant::now();
-            if now >= clock.window_end {
+            // Past the window, load goes on (uncounted) until the driver
+            // has its readings.
+            let past_window = now >= clock.window_end;
+            if past_window && stop.load(Ordering::Acquire) {
                 break;
             }
             self.issue_due(now);
@@ -443,7 +448,12 @@ impl Worker {
                 self.check_timeouts(now, workload.timeout);
                 next_timeout_check = now + Duration::from_millis(100);
             }
-            let mut wait = (clock.window_end - now).min(next_timeout_check - now);
+            let until_edge = if past_window {
+                Duration::from_millis(5)
+            } else {
+                clock.window_end - now
+            };
+            let mut wait = until_edge.min(next_timeout_check - now);
             if let Some(&Reverse((when, _))) = self.due.peek() {
                 wait = wait.min(when.saturating_duration_since(now));
             }
@@ -602,7 +612,7 @@ impl Worker {
             // a FIN that came with the last bytes: no new edge will announce
             // it, so when the peer has hung up, read on to the EOF.
             let drained = n < self.scratch.len() && !closing;
-            if completed > 0 && now < clock.window_end {
+            if completed > 0 {
                 self.after_completions(i, completed, now);
             }
             if drained {
