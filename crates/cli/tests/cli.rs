@@ -311,3 +311,40 @@ fn bench_refuses_more_connections_than_descriptors_up_front() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bench_matrix_writes_its_reports() {
+    let out = std::env::temp_dir().join(format!("iomodels-cli-matrix-{}", std::process::id()));
+    let output = iomodels(&[
+        "bench",
+        "matrix",
+        "--models",
+        "thread,fork",
+        "--conns",
+        "1,4",
+        "--sizes",
+        "64",
+        "--warmup",
+        "0.1",
+        "--duration",
+        "0.3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("| thread |") && md.contains("| fork |"), "{md}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        5
+    );
+    assert!(out.join("requests-per-s-64B.svg").exists());
+    std::fs::remove_dir_all(&out).unwrap();
+}

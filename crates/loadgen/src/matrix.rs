@@ -410,3 +410,99 @@ fn legend<DB: DrawingBackend>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Cell, write};
+    use crate::engine::{Errors, Workload};
+    use crate::{Latency, Report, ServerFigures};
+
+    fn report(target: &str, conns: usize, size: usize, rps: f64) -> Report {
+        Report {
+            target: target.into(),
+            addr: "127.0.0.1:1".into(),
+            conns,
+            size,
+            pipeline: 1,
+            rate: None,
+            threads: 1,
+            warmup_s: 1.0,
+            duration_s: 4.0,
+            window_s: 4.0,
+            requests: (rps * 4.0) as u64,
+            requests_per_s: rps,
+            mb_per_s: rps * size as f64 / 1e6,
+            latency_us: Latency {
+                p50: 10.0,
+                p90: 20.0,
+                p99: 30.0,
+                p999: 40.0,
+                max: 50.0,
+            },
+            errors: Errors::default(),
+            first_wrong: None,
+            idle_conns: 0,
+            server: Some(ServerFigures {
+                cpu_us_per_request: 9.5,
+                peak_rss_bytes: 1 << 20,
+                peak_threads: 3,
+                peak_processes: 1,
+                kernel_requests_per_s: Some(rps),
+            }),
+            client_cpu_us_per_request: 8.0,
+        }
+    }
+
+    #[test]
+    fn writes_every_report_and_chart() {
+        let mut cells = Vec::new();
+        for (target, base) in [("thread", 50_000.0), ("tokio-echo", 90_000.0)] {
+            for (i, conns) in [1, 10, 100].into_iter().enumerate() {
+                let rps = base * (i + 1) as f64;
+                cells.push(Cell {
+                    target: target.into(),
+                    conns,
+                    size: 64,
+                    report: Some(report(target, conns, 64, rps)),
+                    error: None,
+                });
+            }
+        }
+        cells.push(Cell {
+            target: "missing".into(),
+            conns: 1,
+            size: 64,
+            report: None,
+            error: Some("did not start".into()),
+        });
+        let dir = std::env::temp_dir().join(format!("iomodels-matrix-{}", std::process::id()));
+        write(&cells, &Workload::default(), &dir).unwrap();
+
+        let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        assert!(md.contains("| thread | 50.0k | 100.0k | 150.0k |"), "{md}");
+        assert!(md.contains("| missing | failed |"), "{md}");
+        assert!(
+            md.contains("- missing at 1 conns, 64 B: did not start"),
+            "{md}"
+        );
+        let csv = std::fs::read_to_string(dir.join("report.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + cells.len());
+        assert!(csv.lines().last().unwrap().ends_with("\"did not start\""));
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap())
+                .unwrap();
+        assert_eq!(json.as_array().unwrap().len(), cells.len());
+        for chart in [
+            "requests-per-s-64B.svg",
+            "p99-64B.svg",
+            "cpu-per-request-64B.svg",
+        ] {
+            let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
+            assert!(
+                svg.starts_with("<svg") && svg.contains("tokio-echo"),
+                "{chart}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -127,10 +127,13 @@ pub fn measure(target: &Target, workload: &Workload) -> Result<Report, Error> {
             Phase::WindowStart => 0,
             Phase::WindowEnd => 1,
         };
-        // The client's clock first, then the cheap reads, then `ss`.
+        // The client's clock first, then the server's, then `ss`. Reading
+        // 10,000 threads' schedstat, or 10,000 sockets through `ss`, takes a
+        // while, and not the same while at both edges: each reading is
+        // timed by its midpoint, and divided by the time between them.
         own_at[slot] = procfs::own_cpu();
-        server_at[slot] = pid.and_then(procfs::tree_cpu);
-        sent_at[slot] = pid.and_then(|_| procfs::bytes_sent_from_port(port));
+        server_at[slot] = timed(|| pid.and_then(procfs::tree_cpu));
+        sent_at[slot] = timed(|| pid.and_then(|_| procfs::bytes_sent_from_port(port)));
     });
     stop.store(true, Ordering::Relaxed);
     let peak = sampler.and_then(|s| s.join().ok());
@@ -147,15 +150,20 @@ pub fn measure(target: &Target, workload: &Workload) -> Result<Report, Error> {
         }
     };
     let server_figures = match (server_at, peak) {
-        ([Some(start), Some(end)], Some(peak)) => Some(ServerFigures {
-            cpu_us_per_request: per_request(end.saturating_sub(start)),
+        ([Some((start, at_start)), Some((end, at_end))], Some(peak)) => Some(ServerFigures {
+            // CPU per second of its own span, over requests per second.
+            cpu_us_per_request: end.saturating_sub(start).as_secs_f64() * 1e6
+                / at_end.duration_since(at_start).as_secs_f64()
+                / (requests as f64 / window),
             peak_rss_bytes: peak.rss_bytes,
             peak_threads: peak.threads,
             peak_processes: peak.processes,
             kernel_requests_per_s: match sent_at {
-                [Some(a), Some(b)] => {
-                    Some(b.saturating_sub(a) as f64 / workload.size as f64 / window)
-                }
+                [Some((a, at_a)), Some((b, at_b))] => Some(
+                    b.saturating_sub(a) as f64
+                        / workload.size as f64
+                        / at_b.duration_since(at_a).as_secs_f64(),
+                ),
                 _ => None,
             },
         }),
@@ -189,6 +197,13 @@ pub fn measure(target: &Target, workload: &Workload) -> Result<Report, Error> {
         server: server_figures,
         client_cpu_us_per_request: per_request(own_at[1].saturating_sub(own_at[0])),
     })
+}
+
+/// Runs `read` and returns its value with the instant halfway through it.
+fn timed<T>(read: impl FnOnce() -> Option<T>) -> Option<(T, Instant)> {
+    let before = Instant::now();
+    let value = read()?;
+    Some((value, before + before.elapsed() / 2))
 }
 
 /// A latency in the unit that reads best.
