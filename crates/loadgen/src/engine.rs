@@ -164,6 +164,9 @@ pub fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::with_capacity(threads);
     for t in 0..threads {
+        // Made here, not in the thread: a thread that failed before the
+        // barriers below would leave this one waiting on them for ever.
+        let poll = Poll::new()?;
         let indices: Vec<usize> = (t..workload.conns).step_by(threads).collect();
         let (stream, workload, sources) = (Arc::clone(&stream), workload.clone(), sources.clone());
         let (connected, clock, go) = (Arc::clone(&connected), Arc::clone(&clock), Arc::clone(&go));
@@ -171,7 +174,7 @@ pub fn run(
         let handle = thread::Builder::new()
             .name(format!("load-{t}"))
             .spawn(move || {
-                let mut worker = Worker::connect(addr, &indices, &sources, stream, &workload);
+                let mut worker = Worker::connect(poll, addr, &indices, &sources, stream, &workload);
                 connected.wait();
                 go.wait();
                 let clock = clock
@@ -349,13 +352,13 @@ struct Part {
 
 impl Worker {
     fn connect(
+        poll: Poll,
         addr: SocketAddr,
         indices: &[usize],
         sources: &[IpAddr],
         stream: Arc<Stream>,
         workload: &Workload,
     ) -> Self {
-        let poll = Poll::new().expect("epoll_create");
         let mut errors = Errors::default();
         let now = Instant::now();
         let mut conns = Vec::with_capacity(indices.len());
@@ -421,7 +424,7 @@ impl Worker {
                     for _ in 0..self.pipeline {
                         self.issue(i, now);
                     }
-                    self.flush(i, now);
+                    self.flush(i);
                 }
                 // Open loop: first requests staggered over one interval, so
                 // the connections do not all fire at once.
@@ -471,7 +474,7 @@ impl Worker {
                     self.read(i, now, &clock, closing);
                 }
                 if event.is_writable() {
-                    self.flush(i, now);
+                    self.flush(i);
                 }
             }
         }
@@ -506,7 +509,7 @@ impl Worker {
             }
             if self.conns[i].issued_at.len() < self.pipeline {
                 self.issue(i, when);
-                self.flush(i, now);
+                self.flush(i);
                 self.due.push(Reverse((when + interval, i)));
             } else {
                 // At the cap: parked until a reply frees a place (see `read`).
@@ -529,7 +532,7 @@ impl Worker {
     }
 
     /// Writes what has been issued and not yet sent, until the socket is full.
-    fn flush(&mut self, i: usize, now: Instant) {
+    fn flush(&mut self, i: usize) {
         let size = self.size;
         let conn = &mut self.conns[i];
         let Some(socket) = conn.socket.as_mut() else {
@@ -538,11 +541,11 @@ impl Worker {
         while conn.sent < conn.issued * size {
             let want = (conn.issued * size - conn.sent) as usize;
             match socket.write(self.stream.to_send(conn.cursor, conn.sent, want)) {
-                Ok(0) => return self.fail(i, Failure::Reset, now),
+                Ok(0) => return self.fail(i, Failure::Reset),
                 Ok(n) => conn.sent += n as u64,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return self.fail(i, Failure::Reset, now),
+                Err(_) => return self.fail(i, Failure::Reset),
             }
         }
     }
@@ -563,12 +566,12 @@ impl Worker {
                     } else {
                         Failure::Reset
                     };
-                    return self.fail(i, failure, now);
+                    return self.fail(i, failure);
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return self.fail(i, Failure::Reset, now),
+                Err(_) => return self.fail(i, Failure::Reset),
             };
             let got = &self.scratch[..n];
             // More back than was sent: the server made bytes up.
@@ -586,7 +589,7 @@ impl Worker {
                     got[k], got[k] as char, expected, expected as char
                 );
                 self.first_wrong.get_or_insert(description);
-                return self.fail(i, Failure::Wrong, now);
+                return self.fail(i, Failure::Wrong);
             }
             let before = conn.received / self.size;
             conn.received += n as u64;
@@ -630,12 +633,12 @@ impl Worker {
                 for _ in 0..completed {
                     self.issue(i, now);
                 }
-                self.flush(i, now);
+                self.flush(i);
             }
             Some(interval) => {
                 if let Some(when) = self.conns[i].parked.take() {
                     self.issue(i, when);
-                    self.flush(i, now);
+                    self.flush(i);
                     self.due.push(Reverse((when + interval, i)));
                 }
             }
@@ -649,14 +652,14 @@ impl Worker {
                 && !conn.issued_at.is_empty()
                 && now.duration_since(conn.last_progress) > timeout
             {
-                self.fail(i, Failure::Timeout, now);
+                self.fail(i, Failure::Timeout);
             }
         }
     }
 
     /// Counts a failure and closes the connection: after a wrong byte or a
     /// reset the stream cannot be trusted, so it is not reused.
-    fn fail(&mut self, i: usize, failure: Failure, _now: Instant) {
+    fn fail(&mut self, i: usize, failure: Failure) {
         let conn = &mut self.conns[i];
         if let Some(mut socket) = conn.socket.take() {
             let _ = self.poll.registry().deregister(&mut socket);
