@@ -20,7 +20,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -152,10 +152,10 @@ pub fn run(
     let stream = Stream::new();
     let threads = workload.threads.clamp(1, workload.conns.max(1));
     let sources = source_addresses(addr, workload.conns)?;
-    // Each thread connects its share, then all wait here; the driver sets the clock.
-    let connected = Arc::new(Barrier::new(threads + 1));
-    let clock: Arc<Mutex<Option<Clock>>> = Arc::default();
-    let go = Arc::new(Barrier::new(threads + 1));
+    // Each thread connects its share, then waits at the gate; the driver
+    // opens it with the clock once all have arrived, or with nothing if one
+    // of them could not be started (so none is left waiting).
+    let gate = Arc::new(Gate::default());
     // The load goes on past the window's end until the driver has taken its
     // readings: a reading taken a little late (scanning 10,000 threads'
     // schedstat takes a while) then still spans a window of full load, the
@@ -164,28 +164,34 @@ pub fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::with_capacity(threads);
     for t in 0..threads {
-        // Made here, not in the thread: a thread that failed before the
-        // barriers below would leave this one waiting on them for ever.
-        let poll = Poll::new()?;
-        let indices: Vec<usize> = (t..workload.conns).step_by(threads).collect();
-        let (stream, workload, sources) = (Arc::clone(&stream), workload.clone(), sources.clone());
-        let (connected, clock, go) = (Arc::clone(&connected), Arc::clone(&clock), Arc::clone(&go));
-        let stop = Arc::clone(&stop);
-        let handle = thread::Builder::new()
-            .name(format!("load-{t}"))
-            .spawn(move || {
-                let mut worker = Worker::connect(poll, addr, &indices, &sources, stream, &workload);
-                connected.wait();
-                go.wait();
-                let clock = clock
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .expect("set before go");
-                worker.run(&workload, clock, &stop)
-            });
-        handles.push(handle.map_err(Error::Thread)?);
+        let spawned = Poll::new().and_then(|poll| {
+            let indices: Vec<usize> = (t..workload.conns).step_by(threads).collect();
+            let (stream, workload, sources) =
+                (Arc::clone(&stream), workload.clone(), sources.clone());
+            let (gate, stop) = (Arc::clone(&gate), Arc::clone(&stop));
+            thread::Builder::new()
+                .name(format!("load-{t}"))
+                .spawn(move || {
+                    let mut worker =
+                        Worker::connect(poll, addr, &indices, &sources, stream, &workload);
+                    match gate.arrive_and_wait() {
+                        Some(clock) => worker.run(&workload, clock, &stop),
+                        None => Part::default(),
+                    }
+                })
+        });
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(error) => {
+                gate.open(None);
+                for handle in handles {
+                    let _ = handle.join();
+                }
+                return Err(Error::Thread(error));
+            }
+        }
     }
-    connected.wait();
+    gate.wait_for(threads);
     at(Phase::Connected);
     let start = Instant::now();
     let clock_value = Clock {
@@ -193,8 +199,7 @@ pub fn run(
         window_start: start + workload.warmup,
         window_end: start + workload.warmup + workload.duration,
     };
-    *clock.lock().unwrap_or_else(|e| e.into_inner()) = Some(clock_value);
-    go.wait();
+    gate.open(Some(clock_value));
 
     sleep_until(clock_value.window_start);
     at(Phase::WindowStart);
@@ -235,6 +240,53 @@ pub fn run(
         });
     }
     Ok(total)
+}
+
+/// Where the threads wait for the clock: a barrier that can also be opened
+/// with nothing, to release the threads when the run is called off.
+#[derive(Debug, Default)]
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    arrived: usize,
+    /// `Some(Some(clock))`: go; `Some(None)`: the run is called off.
+    opened: Option<Option<Clock>>,
+}
+
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A thread has connected; waits for the gate to open.
+    fn arrive_and_wait(&self) -> Option<Clock> {
+        let mut state = self.lock();
+        state.arrived += 1;
+        self.changed.notify_all();
+        loop {
+            if let Some(opened) = state.opened {
+                return opened;
+            }
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits until `threads` threads have arrived.
+    fn wait_for(&self, threads: usize) {
+        let mut state = self.lock();
+        while state.arrived < threads {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn open(&self, clock: Option<Clock>) {
+        self.lock().opened = Some(clock);
+        self.changed.notify_all();
+    }
 }
 
 /// The phases' instants, the same for every thread.
@@ -302,6 +354,9 @@ fn ephemeral_ports() -> usize {
 struct Conn {
     /// The connection's number over the whole run, all threads counted.
     index: usize,
+    /// Whether it was opened at all (a failed connect is counted as such,
+    /// not also as idle).
+    opened: bool,
     socket: Option<TcpStream>,
     cursor: Cursor,
     /// Stream bytes written so far.
@@ -350,6 +405,19 @@ struct Part {
     opened: usize,
 }
 
+impl Default for Part {
+    fn default() -> Self {
+        Self {
+            requests: 0,
+            latency: new_histogram(),
+            errors: Errors::default(),
+            first_wrong: None,
+            idle_conns: 0,
+            opened: 0,
+        }
+    }
+}
+
 impl Worker {
     fn connect(
         poll: Poll,
@@ -384,6 +452,7 @@ impl Worker {
             }
             conns.push(Conn {
                 index,
+                opened: socket.is_some(),
                 socket,
                 cursor: Stream::cursor(index),
                 sent: 0,
@@ -460,6 +529,14 @@ impl Worker {
             if let Some(&Reverse((when, _))) = self.due.peek() {
                 wait = wait.min(when.saturating_duration_since(now));
             }
+            // epoll (and so mio) rounds a timeout up to whole milliseconds:
+            // round down instead, and poll without blocking for the last
+            // one, so a request due in 50 us does not leave 1 ms late.
+            let wait = if wait < Duration::from_millis(1) {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
@@ -481,7 +558,7 @@ impl Worker {
         let idle_conns = self
             .conns
             .iter()
-            .filter(|c| c.completed_in_window == 0)
+            .filter(|c| c.opened && c.completed_in_window == 0)
             .count();
         Part {
             requests: self.requests,
@@ -616,7 +693,7 @@ impl Worker {
             // it, so when the peer has hung up, read on to the EOF.
             let drained = n < self.scratch.len() && !closing;
             if completed > 0 {
-                self.after_completions(i, completed, now);
+                self.after_completions(i, completed);
             }
             if drained {
                 return;
@@ -627,11 +704,14 @@ impl Worker {
     /// Closed loop: each reply makes room for the next request. Open loop: a
     /// parked request takes the freed place, charged from when it was due,
     /// and the schedule resumes after it.
-    fn after_completions(&mut self, i: usize, completed: u64, now: Instant) {
+    fn after_completions(&mut self, i: usize, completed: u64) {
         match self.interval {
+            // Stamped now, not at the batch's start: a request goes out when
+            // issued, which may be well into a batch of 1024 events.
             None => {
+                let at = Instant::now();
                 for _ in 0..completed {
-                    self.issue(i, now);
+                    self.issue(i, at);
                 }
                 self.flush(i);
             }

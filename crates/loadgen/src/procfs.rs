@@ -56,9 +56,22 @@ pub fn tree_cpu(root: u32) -> Option<Duration> {
     Some(total)
 }
 
-/// The calling process's own CPU time, all its threads.
-pub fn own_cpu() -> Duration {
-    process_cpu(std::process::id())
+/// CPU time of this process's threads whose name starts with `prefix`
+/// (`""` for all of them): the load threads' cost, without the driver's own
+/// readings of the server or the memory sampler.
+pub fn own_threads_cpu(prefix: &str) -> Duration {
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter(|task| {
+            fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.starts_with(prefix))
+        })
+        .filter_map(|task| fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 /// Bytes sent so far by every established TCP socket on local port `port`
@@ -163,7 +176,7 @@ fn page_size() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{own_cpu, sample, tree_cpu};
+    use super::{own_threads_cpu, sample, tree_cpu};
     use std::time::Duration;
 
     #[test]
@@ -171,13 +184,14 @@ mod tests {
         let me = sample(std::process::id()).expect("we are alive");
         assert!(me.processes >= 1 && me.threads >= 1 && me.rss_bytes > 0);
         // Burn a little CPU; the reading must grow.
-        let before = own_cpu();
+        let before = own_threads_cpu("");
         let mut x = 0u64;
         for i in 0..20_000_000u64 {
             x = x.wrapping_mul(31).wrapping_add(i);
         }
         assert!(x != 1);
-        assert!(own_cpu() > before);
+        assert!(own_threads_cpu("") > before);
+        assert_eq!(own_threads_cpu("no thread is called this"), Duration::ZERO);
         assert!(tree_cpu(std::process::id()).expect("we are alive") > Duration::ZERO);
     }
 

@@ -52,7 +52,7 @@ pub struct Report {
     pub idle_conns: usize,
     /// The server's own figures, when the bench started it.
     pub server: Option<ServerFigures>,
-    /// The bench's own CPU per request, in microseconds.
+    /// The load threads' CPU per request, in microseconds.
     pub client_cpu_us_per_request: f64,
 }
 
@@ -131,7 +131,7 @@ pub fn measure(target: &Target, workload: &Workload) -> Result<Report, Error> {
         // 10,000 threads' schedstat, or 10,000 sockets through `ss`, takes a
         // while, and not the same while at both edges: each reading is
         // timed by its midpoint, and divided by the time between them.
-        own_at[slot] = procfs::own_cpu();
+        own_at[slot] = procfs::own_threads_cpu("load-");
         server_at[slot] = timed(|| pid.and_then(procfs::tree_cpu));
         sent_at[slot] = timed(|| pid.and_then(|_| procfs::bytes_sent_from_port(port)));
     });

@@ -88,7 +88,7 @@ impl Target {
                 addr: *addr,
                 child: None,
                 name: addr.to_string(),
-                group: false,
+                term_group: false,
             }),
             Self::Model { name, exe, args } => {
                 let mut command = Command::new(exe);
@@ -100,7 +100,7 @@ impl Target {
                     addr,
                     child: Some(child),
                     name: name.clone(),
-                    group: false,
+                    term_group: false,
                 })
             }
             Self::Peer { name, command } => {
@@ -145,7 +145,7 @@ impl Target {
                     addr,
                     child: Some(child),
                     name: name.clone(),
-                    group: true,
+                    term_group: true,
                 })
             }
         }
@@ -159,8 +159,11 @@ pub struct Server {
     pub addr: SocketAddr,
     child: Option<Child>,
     name: String,
-    /// A peer runs in its own process group, signalled as a whole.
-    group: bool,
+    /// Every target runs in a process group of its own, killed whole at
+    /// the end so nothing it forked outlives the run. SIGTERM goes to the
+    /// whole group for a peer (a shell may stand between us and the server)
+    /// and to the process alone for a model, which stops its own children.
+    term_group: bool,
 }
 
 impl Server {
@@ -177,7 +180,7 @@ impl Server {
             return true;
         };
         let pid = Pid::from_raw(child.id() as i32);
-        let _ = if self.group {
+        let _ = if self.term_group {
             killpg(pid, Signal::SIGTERM)
         } else {
             kill(pid, Signal::SIGTERM)
@@ -186,10 +189,8 @@ impl Server {
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => {
-                    if self.group {
-                        // Whatever the peer left behind in its group.
-                        let _ = killpg(pid, Signal::SIGKILL);
-                    }
+                    // Whatever it left behind in its group.
+                    let _ = killpg(pid, Signal::SIGKILL);
                     use std::os::unix::process::ExitStatusExt;
                     return status.success() || status.signal() == Some(Signal::SIGTERM as i32);
                 }
@@ -212,12 +213,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let pid = Pid::from_raw(child.id() as i32);
-            let _ = if self.group {
-                killpg(pid, Signal::SIGKILL)
-            } else {
-                kill(pid, Signal::SIGKILL)
-            };
+            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
             let _ = child.wait();
         }
     }
@@ -229,17 +225,21 @@ fn spawn_with_ready_line(mut command: Command, name: &str) -> Result<(Child, Soc
     command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     let mut child = command
         .spawn()
         .map_err(|e| Error::Start(name.to_owned(), e.to_string()))?;
     let stderr = child.stderr.take().expect("piped");
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        let mut lines = BufReader::new(stderr).lines();
+        // Bytes, not `lines()`: a line that is not UTF-8 must not end the
+        // reading (and with it our wait for the ready line).
+        let mut lines = BufReader::new(stderr).split(b'\n');
         let mut seen = String::new();
         for line in lines.by_ref() {
             let Ok(line) = line else { break };
+            let line = String::from_utf8_lossy(&line);
             if let Some(addr) = line.split(" listening on ").nth(1) {
                 let _ = tx.send(Ok(addr.trim().to_owned()));
                 break;
@@ -251,29 +251,22 @@ fn spawn_with_ready_line(mut command: Command, name: &str) -> Result<(Child, Soc
         // Keep reading, so a chatty server never fills the pipe.
         for _ in lines {}
     });
+    let failed = |child: &mut Child, why: String| {
+        // Whatever state it is in, it is not a server we can measure.
+        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+        let _ = child.wait();
+        Err(Error::Start(name.to_owned(), why))
+    };
     match rx.recv_timeout(START_TIMEOUT) {
         Ok(Ok(addr)) => match addr.parse() {
             Ok(addr) => Ok((child, addr)),
-            Err(_) => Err(Error::Start(
-                name.to_owned(),
+            Err(_) => failed(
+                &mut child,
                 format!("unreadable ready line address {addr:?}"),
-            )),
+            ),
         },
-        Ok(Err(log)) => {
-            let _ = child.wait();
-            Err(Error::Start(
-                name.to_owned(),
-                format!("exited before listening: {}", log.trim()),
-            ))
-        }
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(Error::Start(
-                name.to_owned(),
-                "no ready line within a minute".into(),
-            ))
-        }
+        Ok(Err(log)) => failed(&mut child, format!("gave no ready line: {}", log.trim())),
+        Err(_) => failed(&mut child, "no ready line within a minute".into()),
     }
 }
 
