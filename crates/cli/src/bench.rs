@@ -68,14 +68,19 @@ struct MatrixArgs {
     #[arg(long, value_name = "DIR", default_value = "../shared/peers")]
     peers_dir: PathBuf,
     /// Connection counts.
-    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
-    conns: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    conns: Vec<u64>,
     /// Request sizes in bytes.
-    #[arg(long, value_delimiter = ',', default_value = "64,4096")]
-    sizes: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_value = "64,4096",
+          value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    sizes: Vec<u64>,
     /// Where the reports and charts go (default: bench/results/<today>).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Replace the reports already in --out (kept otherwise: results are data).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -204,13 +209,21 @@ fn run_matrix(args: &MatrixArgs) -> anyhow::Result<()> {
     if targets.is_empty() {
         bail!("nothing to measure: give --models or --peers");
     }
-    let max_conns = args.conns.iter().copied().max().unwrap_or(1);
+    let conns: Vec<usize> = args.conns.iter().map(|&c| c as usize).collect();
+    let sizes: Vec<usize> = args.sizes.iter().map(|&b| b as usize).collect();
+    let max_conns = conns.iter().copied().max().unwrap_or(1);
     raise_fd_limit(max_conns)?;
     let base = args.load.workload(1, 1)?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| Path::new("bench/results").join(today()));
+    if out.join("report.json").exists() && !args.force {
+        bail!(
+            "{} already holds a report: give another --out, or --force to replace it",
+            out.display()
+        );
+    }
     eprintln!(
         "iomodels: {} targets x {} connection counts x {} sizes, {:.0} s per cell; reports in {}",
         targets.len(),
@@ -219,7 +232,7 @@ fn run_matrix(args: &MatrixArgs) -> anyhow::Result<()> {
         (base.warmup + base.duration).as_secs_f64() + 0.5,
         out.display()
     );
-    let cells = matrix::run(&targets, &args.conns, &args.sizes, &base);
+    let cells = matrix::run(&targets, &conns, &sizes, &base);
     matrix::write(&cells, &base, &out)
         .with_context(|| format!("cannot write to {}", out.display()))?;
     eprintln!(

@@ -346,5 +346,48 @@ fn bench_matrix_writes_its_reports() {
         5
     );
     assert!(out.join("requests-per-s-64B.svg").exists());
+    // Results are data: a second run into the same folder is refused...
+    let again = iomodels(&[
+        "bench",
+        "matrix",
+        "--models",
+        "thread",
+        "--conns",
+        "1",
+        "--sizes",
+        "64",
+        "--warmup",
+        "0.1",
+        "--duration",
+        "0.2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a report"));
+    assert_eq!(std::fs::read_to_string(out.join("report.md")).unwrap(), md);
+    // ...unless asked for.
+    let forced = iomodels(&[
+        "bench",
+        "matrix",
+        "--models",
+        "thread",
+        "--conns",
+        "1",
+        "--sizes",
+        "64",
+        "--warmup",
+        "0.1",
+        "--duration",
+        "0.2",
+        "--out",
+        out.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
