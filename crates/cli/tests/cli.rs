@@ -347,43 +347,27 @@ fn bench_matrix_writes_its_reports() {
     );
     assert!(out.join("requests-per-s-64B.svg").exists());
     // Results are data: a second run into the same folder is refused...
-    let again = iomodels(&[
-        "bench",
-        "matrix",
-        "--models",
-        "thread",
-        "--conns",
-        "1",
-        "--sizes",
-        "64",
-        "--warmup",
-        "0.1",
-        "--duration",
-        "0.2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let rerun = |extra: &[&str]| {
+        let mut args = vec![
+            "bench", "matrix", "--models", "thread", "--conns", "1", "--sizes", "64",
+        ];
+        args.extend([
+            "--warmup",
+            "0.1",
+            "--duration",
+            "0.2",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        args.extend_from_slice(extra);
+        iomodels(&args)
+    };
+    let again = rerun(&[]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a report"));
     assert_eq!(std::fs::read_to_string(out.join("report.md")).unwrap(), md);
     // ...unless asked for.
-    let forced = iomodels(&[
-        "bench",
-        "matrix",
-        "--models",
-        "thread",
-        "--conns",
-        "1",
-        "--sizes",
-        "64",
-        "--warmup",
-        "0.1",
-        "--duration",
-        "0.2",
-        "--out",
-        out.to_str().unwrap(),
-        "--force",
-    ]);
+    let forced = rerun(&["--force"]);
     assert!(
         forced.status.success(),
         "{}",
