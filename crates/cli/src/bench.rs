@@ -145,16 +145,15 @@ fn own_exe() -> anyhow::Result<PathBuf> {
 }
 
 fn run_one(args: &RunArgs) -> anyhow::Result<()> {
-    let target = match (&args.model, args.addr, &args.peer) {
-        (Some(name), _, _) => Target::Model {
-            name: name.clone(),
-            exe: own_exe()?,
-            args: args.server_args.clone(),
-        },
-        (_, Some(addr), _) => Target::Addr(addr),
-        (_, _, Some(peer)) => peer.clone(),
-        (None, None, None) => Target::Model {
-            name: Model::DEFAULT.name().into(),
+    // The three are exclusive (clap checks); with none, the default model.
+    let target = match (args.addr, &args.peer) {
+        (Some(addr), _) => Target::Addr(addr),
+        (_, Some(peer)) => peer.clone(),
+        (None, None) => Target::Model {
+            name: args
+                .model
+                .clone()
+                .unwrap_or_else(|| Model::DEFAULT.name().into()),
             exe: own_exe()?,
             args: args.server_args.clone(),
         },

@@ -570,6 +570,14 @@ impl Worker {
         }
     }
 
+    /// Open loop: issues the request due at `when` (and charged from then),
+    /// sends it, and schedules the connection's next one.
+    fn issue_scheduled(&mut self, i: usize, when: Instant, interval: Duration) {
+        self.issue(i, when);
+        self.flush(i);
+        self.due.push(Reverse((when + interval, i)));
+    }
+
     /// Open loop: issues every request that has come due by `now`, each
     /// stamped with the instant it was due.
     fn issue_due(&mut self, now: Instant) {
@@ -585,9 +593,7 @@ impl Worker {
                 continue;
             }
             if self.conns[i].issued_at.len() < self.pipeline {
-                self.issue(i, when);
-                self.flush(i);
-                self.due.push(Reverse((when + interval, i)));
+                self.issue_scheduled(i, when, interval);
             } else {
                 // At the cap: parked until a reply frees a place (see `read`).
                 self.conns[i].parked = Some(when);
@@ -717,9 +723,7 @@ impl Worker {
             }
             Some(interval) => {
                 if let Some(when) = self.conns[i].parked.take() {
-                    self.issue(i, when);
-                    self.flush(i);
-                    self.due.push(Reverse((when + interval, i)));
+                    self.issue_scheduled(i, when, interval);
                 }
             }
         }

@@ -142,19 +142,22 @@ pub fn measure(target: &Target, workload: &Workload) -> Result<Report, Error> {
 
     let window = result.window.as_secs_f64();
     let requests = result.requests;
-    let per_request = |cpu: Duration| {
+    let requests_per_s = requests as f64 / window;
+    // CPU per second over `span` seconds, divided by requests per second: a
+    // reading's span may differ a little from the window (see above).
+    let us_per_request = |cpu: Duration, span: f64| {
         if requests == 0 {
             f64::NAN
         } else {
-            cpu.as_secs_f64() * 1e6 / requests as f64
+            cpu.as_secs_f64() * 1e6 / span / requests_per_s
         }
     };
     let server_figures = match (server_at, peak) {
         ([Some((start, at_start)), Some((end, at_end))], Some(peak)) => Some(ServerFigures {
-            // CPU per second of its own span, over requests per second.
-            cpu_us_per_request: end.saturating_sub(start).as_secs_f64() * 1e6
-                / at_end.duration_since(at_start).as_secs_f64()
-                / (requests as f64 / window),
+            cpu_us_per_request: us_per_request(
+                end.saturating_sub(start),
+                at_end.duration_since(at_start).as_secs_f64(),
+            ),
             peak_rss_bytes: peak.rss_bytes,
             peak_threads: peak.threads,
             peak_processes: peak.processes,
@@ -182,7 +185,7 @@ pub fn measure(target: &Target, workload: &Workload) -> Result<Report, Error> {
         duration_s: workload.duration.as_secs_f64(),
         window_s: window,
         requests,
-        requests_per_s: requests as f64 / window,
+        requests_per_s,
         mb_per_s: (requests * workload.size as u64) as f64 / window / 1e6,
         latency_us: Latency {
             p50: quantile(0.5),
@@ -195,7 +198,7 @@ pub fn measure(target: &Target, workload: &Workload) -> Result<Report, Error> {
         first_wrong: result.first_wrong,
         idle_conns: result.idle_conns,
         server: server_figures,
-        client_cpu_us_per_request: per_request(own_at[1].saturating_sub(own_at[0])),
+        client_cpu_us_per_request: us_per_request(own_at[1].saturating_sub(own_at[0]), window),
     })
 }
 

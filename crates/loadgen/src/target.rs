@@ -109,14 +109,7 @@ impl Target {
                 let mut shell = Command::new("sh");
                 // `exec`: the server itself gets the pid we measure.
                 shell.arg("-c").arg(format!("exec {line}"));
-                shell
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .process_group(0);
-                let mut child = shell
-                    .spawn()
-                    .map_err(|e| Error::Start(name.clone(), e.to_string()))?;
+                let mut child = spawn_owned(&mut shell, name)?;
                 let log = drain(child.stderr.take());
                 let addr = SocketAddr::from(([127, 0, 0, 1], port));
                 let deadline = Instant::now() + START_TIMEOUT;
@@ -132,12 +125,7 @@ impl Target {
                         ));
                     }
                     if Instant::now() > deadline {
-                        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-                        let _ = child.wait();
-                        return Err(Error::Start(
-                            name.clone(),
-                            "did not listen within a minute".into(),
-                        ));
+                        return give_up(&mut child, name, "did not listen within a minute".into());
                     }
                     thread::sleep(Duration::from_millis(20));
                 }
@@ -200,9 +188,7 @@ impl Server {
                         "iomodels: {} did not stop within {STOP_TIMEOUT:?}; killing it",
                         self.name
                     );
-                    let _ = killpg(pid, Signal::SIGKILL);
-                    let _ = kill(pid, Signal::SIGKILL);
-                    let _ = child.wait();
+                    kill_group(&mut child);
                     return false;
                 }
             }
@@ -213,8 +199,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-            let _ = child.wait();
+            kill_group(&mut child);
         }
     }
 }
@@ -222,14 +207,7 @@ impl Drop for Server {
 /// Spawns `command`, waits for `... listening on ADDR` on its stderr, and
 /// keeps draining stderr afterwards so the server never blocks on logging.
 fn spawn_with_ready_line(mut command: Command, name: &str) -> Result<(Child, SocketAddr), Error> {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = command
-        .spawn()
-        .map_err(|e| Error::Start(name.to_owned(), e.to_string()))?;
+    let mut child = spawn_owned(&mut command, name)?;
     let stderr = child.stderr.take().expect("piped");
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -251,23 +229,48 @@ fn spawn_with_ready_line(mut command: Command, name: &str) -> Result<(Child, Soc
         // Keep reading, so a chatty server never fills the pipe.
         for _ in lines {}
     });
-    let failed = |child: &mut Child, why: String| {
-        // Whatever state it is in, it is not a server we can measure.
-        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-        let _ = child.wait();
-        Err(Error::Start(name.to_owned(), why))
-    };
     match rx.recv_timeout(START_TIMEOUT) {
         Ok(Ok(addr)) => match addr.parse() {
             Ok(addr) => Ok((child, addr)),
-            Err(_) => failed(
+            Err(_) => give_up(
                 &mut child,
+                name,
                 format!("unreadable ready line address {addr:?}"),
             ),
         },
-        Ok(Err(log)) => failed(&mut child, format!("gave no ready line: {}", log.trim())),
-        Err(_) => failed(&mut child, "no ready line within a minute".into()),
+        Ok(Err(log)) => give_up(
+            &mut child,
+            name,
+            format!("gave no ready line: {}", log.trim()),
+        ),
+        Err(_) => give_up(&mut child, name, "no ready line within a minute".into()),
     }
+}
+
+/// Spawns a target: no stdin or stdout, stderr piped to us, and a process
+/// group of its own so that [`kill_group`] reaches everything it forks.
+fn spawn_owned(command: &mut Command, name: &str) -> Result<Child, Error> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    command
+        .spawn()
+        .map_err(|e| Error::Start(name.to_owned(), e.to_string()))
+}
+
+/// Kills a target's whole process group and reaps it.
+fn kill_group(child: &mut Child) {
+    let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+/// A target that did not come up: whatever state it is in, it is not a
+/// server we can measure, so it is killed before the error is returned.
+fn give_up<T>(child: &mut Child, name: &str, why: String) -> Result<T, Error> {
+    kill_group(child);
+    Err(Error::Start(name.to_owned(), why))
 }
 
 /// Reads a peer's stderr on a thread; its first 4 KiB are kept for errors.
