@@ -24,7 +24,7 @@ impl Cli {
     /// Clap prints the usage for some errors (an unknown flag) but not for
     /// others (a bad value); this makes every usage error show it.
     pub(crate) fn parse_or_exit() -> Self {
-        let error = match Self::try_parse() {
+        let error = match Self::try_parse().and_then(Self::check) {
             Ok(cli) => return cli,
             Err(error) => error,
         };
@@ -47,6 +47,26 @@ impl Cli {
             eprintln!("\n{usage}");
         }
         std::process::exit(2);
+    }
+
+    /// What clap cannot check alone: flags that mean nothing to the model
+    /// chosen are refused rather than silently ignored.
+    fn check(self) -> Result<Self, clap::Error> {
+        if let Command::Serve(args) = &self.command {
+            if args.edge && !args.model.takes_edge() {
+                let message = format!(
+                    "--edge is for the epoll models (epoll, reactors), not {}",
+                    args.model
+                );
+                let mut command = Self::command();
+                command.build();
+                let serve = command
+                    .find_subcommand_mut("serve")
+                    .expect("serve is a subcommand");
+                return Err(serve.error(ErrorKind::ArgumentConflict, message));
+            }
+        }
+        Ok(self)
     }
 }
 
@@ -99,6 +119,10 @@ pub(crate) struct ServeArgs {
     /// Length of the kernel's queue of connections waiting to be accepted.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     backlog: u32,
+    /// Edge-triggered epoll, for `--model epoll` and `--model reactors`
+    /// (level-triggered without it).
+    #[arg(long)]
+    edge: bool,
 }
 
 impl ServeArgs {
@@ -110,6 +134,7 @@ impl ServeArgs {
             max_conns: self.max_conns.get(),
             buffer: self.buffer,
             grace: self.grace,
+            edge: self.edge,
         }
     }
 }

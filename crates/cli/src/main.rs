@@ -51,8 +51,8 @@ fn init_logging() {
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = args.config();
     let model = args.model;
-    let listener = config
-        .listen()
+    let listener = model
+        .listen(&config)
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     let addr = listener.local_addr()?;
     // Signals are taken before the ready line, so a SIGTERM sent the moment

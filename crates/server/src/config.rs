@@ -38,6 +38,9 @@ pub struct Config {
     pub buffer: usize,
     /// How long a stopping server keeps serving the clients it has (`--grace`).
     pub grace: Duration,
+    /// Edge-triggered epoll for `epoll` and `reactors` (`--edge`); level-triggered
+    /// when false.
+    pub edge: bool,
 }
 
 impl Config {
@@ -81,13 +84,21 @@ impl Config {
     /// assert_ne!(listener.local_addr().unwrap().port(), 0);
     /// ```
     pub fn listen(&self) -> std::io::Result<TcpListener> {
-        let socket = Socket::new(
-            Domain::for_address(self.addr),
-            Type::STREAM,
-            Some(Protocol::TCP),
-        )?;
+        self.bind(self.addr, false)
+    }
+
+    /// Binds a listener on `addr` like [`listen`](Self::listen), with
+    /// `SO_REUSEPORT` if `reuse_port`: then every listener bound so on the
+    /// same address gets its own queue, and the kernel spreads new clients
+    /// over them by a hash of their address (how `reactors` gives each thread
+    /// its own listener).
+    pub(crate) fn bind(&self, addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;
-        socket.bind(&self.addr.into())?;
+        if reuse_port {
+            socket.set_reuse_port(true)?;
+        }
+        socket.bind(&addr.into())?;
         // The kernel caps this at net.core.somaxconn.
         socket.listen(i32::try_from(self.backlog).unwrap_or(i32::MAX))?;
         Ok(socket.into())
@@ -103,6 +114,7 @@ impl Default for Config {
             max_conns: Self::DEFAULT_MAX_CONNS,
             buffer: EchoSession::DEFAULT_CAPACITY,
             grace: Self::DEFAULT_GRACE,
+            edge: false,
         }
     }
 }

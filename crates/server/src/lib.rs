@@ -43,6 +43,7 @@ mod accept;
 mod blocking;
 mod config;
 pub mod model;
+mod readiness;
 mod session;
 mod shutdown;
 mod sys;

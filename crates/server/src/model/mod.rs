@@ -37,8 +37,14 @@ use std::str::FromStr;
 
 use crate::{Config, Shutdown};
 
+pub mod epoll;
 pub mod fork;
 pub mod iterative;
+pub mod nonblocking;
+pub mod poll;
+pub mod reactors;
+pub mod select;
+pub mod sigio;
 pub mod thread;
 pub mod thread_pool;
 
@@ -65,6 +71,18 @@ pub enum Model {
     ThreadPool,
     /// A process per connection.
     Fork,
+    /// One thread polls every non-blocking socket in a loop that never sleeps.
+    Nonblocking,
+    /// One thread waits on every socket with select(2).
+    Select,
+    /// One thread waits on every socket with poll(2).
+    Poll,
+    /// One thread waits with epoll: level-triggered, or edge-triggered with `--edge`.
+    Epoll,
+    /// One epoll loop per core, each with its own `SO_REUSEPORT` listener.
+    Reactors,
+    /// Sockets raise a real-time signal when ready; one thread takes them.
+    Sigio,
 }
 
 /// Which of the course's five I/O models a [`Model`] uses to wait for data.
@@ -72,6 +90,12 @@ pub enum Model {
 pub enum Family {
     /// Each call waits until its data is there (阻塞IO).
     Blocking,
+    /// No call waits; the server asks again and again (非阻塞IO).
+    NonBlocking,
+    /// One call waits for many sockets and says which are ready (IO多路复用).
+    Multiplexing,
+    /// The kernel sends a signal when a socket is ready (信号驱动IO).
+    SignalDriven,
 }
 
 impl Family {
@@ -87,13 +111,27 @@ impl Family {
     pub fn name(self) -> &'static str {
         match self {
             Self::Blocking => "blocking",
+            Self::NonBlocking => "non-blocking",
+            Self::Multiplexing => "multiplexing",
+            Self::SignalDriven => "signal-driven",
         }
     }
 }
 
 impl Model {
     /// Every model, in the order `iomodels models` lists them.
-    pub const ALL: [Model; 4] = [Self::Iterative, Self::Thread, Self::ThreadPool, Self::Fork];
+    pub const ALL: [Model; 10] = [
+        Self::Iterative,
+        Self::Thread,
+        Self::ThreadPool,
+        Self::Fork,
+        Self::Nonblocking,
+        Self::Select,
+        Self::Poll,
+        Self::Epoll,
+        Self::Reactors,
+        Self::Sigio,
+    ];
 
     /// What `iomodels serve` runs without `--model`: the best model that
     /// exists. Of the blocking family that is a thread per connection: no
@@ -117,6 +155,12 @@ impl Model {
             Self::Thread => "thread",
             Self::ThreadPool => "thread-pool",
             Self::Fork => "fork",
+            Self::Nonblocking => "nonblocking",
+            Self::Select => "select",
+            Self::Poll => "poll",
+            Self::Epoll => "epoll",
+            Self::Reactors => "reactors",
+            Self::Sigio => "sigio",
         }
     }
 
@@ -132,6 +176,9 @@ impl Model {
     pub fn family(self) -> Family {
         match self {
             Self::Iterative | Self::Thread | Self::ThreadPool | Self::Fork => Family::Blocking,
+            Self::Nonblocking => Family::NonBlocking,
+            Self::Select | Self::Poll | Self::Epoll | Self::Reactors => Family::Multiplexing,
+            Self::Sigio => Family::SignalDriven,
         }
     }
 
@@ -150,6 +197,12 @@ impl Model {
             Self::Thread => "crates/server/src/model/thread.rs",
             Self::ThreadPool => "crates/server/src/model/thread_pool.rs",
             Self::Fork => "crates/server/src/model/fork.rs",
+            Self::Nonblocking => "crates/server/src/model/nonblocking.rs",
+            Self::Select => "crates/server/src/model/select.rs",
+            Self::Poll => "crates/server/src/model/poll.rs",
+            Self::Epoll => "crates/server/src/model/epoll.rs",
+            Self::Reactors => "crates/server/src/model/reactors.rs",
+            Self::Sigio => "crates/server/src/model/sigio.rs",
         }
     }
 
@@ -175,6 +228,24 @@ impl Model {
             Self::Fork => {
                 "a process per connection, reaped by the parent: isolation at fork's cost"
             }
+            Self::Nonblocking => NONBLOCKING_IDEA,
+            Self::Select => {
+                "one thread, select(2) on bitmaps rebuilt every call: O(n) per wait; \
+                 refuses clients whose descriptor is past FD_SETSIZE (1024)"
+            }
+            Self::Poll => "one thread, poll(2) on an array of every socket: no limit, O(n) per wait",
+            Self::Epoll => {
+                "one thread, epoll: the kernel keeps the interest list, a wait returns only \
+                 the ready sockets (level-triggered; --edge for edge-triggered)"
+            }
+            Self::Reactors => {
+                "one epoll loop per core (--workers), each with its own SO_REUSEPORT \
+                 listener: nothing shared on the hot path"
+            }
+            Self::Sigio => {
+                "sockets raise a real-time signal when ready (O_ASYNC, F_SETSIG), taken \
+                 with sigtimedwait; a full signal queue falls back to a rescan"
+            }
         }
     }
 
@@ -196,7 +267,14 @@ impl Model {
         match self {
             Self::Iterative => Some(1),
             Self::ThreadPool => Some(thread_pool::workers(config)),
-            Self::Thread | Self::Fork => None,
+            Self::Thread
+            | Self::Fork
+            | Self::Nonblocking
+            | Self::Select
+            | Self::Poll
+            | Self::Epoll
+            | Self::Reactors
+            | Self::Sigio => None,
         }
         .map(|capacity| capacity.min(config.max_conns))
     }
@@ -220,9 +298,52 @@ impl Model {
             Self::Thread => thread::serve(listener, config, shutdown),
             Self::ThreadPool => thread_pool::serve(listener, config, shutdown),
             Self::Fork => fork::serve(listener, config, shutdown),
+            Self::Nonblocking => nonblocking::serve(listener, config, shutdown),
+            Self::Select => select::serve(listener, config, shutdown),
+            Self::Poll => poll::serve(listener, config, shutdown),
+            Self::Epoll => epoll::serve(listener, config, shutdown),
+            Self::Reactors => reactors::serve(listener, config, shutdown),
+            Self::Sigio => sigio::serve(listener, config, shutdown),
         }
     }
+
+    /// Binds the listener this model serves on: [`Config::listen`], with
+    /// `SO_REUSEPORT` for `reactors`, whose other listeners bind beside it.
+    ///
+    /// # Errors
+    ///
+    /// If the address cannot be bound (in use, not local).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::{Config, Model};
+    ///
+    /// let config = Config { addr: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    /// let listener = Model::Reactors.listen(&config).unwrap();
+    /// assert_ne!(listener.local_addr().unwrap().port(), 0);
+    /// ```
+    pub fn listen(self, config: &Config) -> io::Result<TcpListener> {
+        config.bind(config.addr, self == Self::Reactors)
+    }
+
+    /// Whether `--edge` means something to this model.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::Model;
+    ///
+    /// assert!(Model::Epoll.takes_edge() && !Model::Poll.takes_edge());
+    /// ```
+    pub fn takes_edge(self) -> bool {
+        matches!(self, Self::Epoll | Self::Reactors)
+    }
 }
+
+/// The busy-polling model's idea, with what it was measured to burn.
+const NONBLOCKING_IDEA: &str = "one thread tries accept, read and write on every non-blocking \
+     socket in a loop that never sleeps; costs a whole core even with no clients";
 
 impl fmt::Display for Model {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

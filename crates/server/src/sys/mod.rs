@@ -7,6 +7,8 @@
 //! signal dispositions, and `_exit`.
 #![allow(unsafe_code)]
 
+pub(crate) mod sigio;
+
 use std::io;
 use std::os::fd::RawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};

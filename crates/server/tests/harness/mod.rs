@@ -66,35 +66,81 @@ pub fn bin() -> &'static Path {
     })
 }
 
+/// What the suite runs: a model, with the flags that pick one of its
+/// variants (`epoll --edge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    pub model: Model,
+    pub flags: &'static [&'static str],
+}
+
+impl Subject {
+    pub const fn new(model: Model, flags: &'static [&'static str]) -> Self {
+        Self { model, flags }
+    }
+
+    /// The model's own capacity (see [`Model::capacity`]).
+    pub fn capacity(&self, config: &iomodels_server::Config) -> Option<usize> {
+        self.model.capacity(config)
+    }
+}
+
+impl From<Model> for Subject {
+    fn from(model: Model) -> Self {
+        Self::new(model, &[])
+    }
+}
+
+impl PartialEq<Model> for Subject {
+    fn eq(&self, model: &Model) -> bool {
+        self.model == *model
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.model.name())?;
+        self.flags.iter().try_for_each(|flag| write!(f, " {flag}"))
+    }
+}
+
 /// A running `iomodels serve`; killed, with its process group, when dropped.
 pub struct Server {
     child: Child,
-    pub model: Model,
+    pub model: Subject,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
 }
 
 impl Server {
     /// `iomodels serve --model MODEL --addr 127.0.0.1:0 ARGS...`
-    pub fn start(model: Model, args: &[&str]) -> Self {
-        Self::spawn(model, args, None)
+    pub fn start(model: impl Into<Subject>, args: &[&str]) -> Self {
+        Self::spawn(model.into(), args, None)
     }
 
     /// The same, with the descriptor limit (`ulimit -n`) set to `nofile`.
-    pub fn start_with_nofile(model: Model, args: &[&str], nofile: u32) -> Self {
-        Self::spawn(model, args, Some(nofile))
+    pub fn start_with_nofile(model: impl Into<Subject>, args: &[&str], nofile: u32) -> Self {
+        Self::start_with_limits(model, args, &format!("-n {nofile}"))
     }
 
-    fn spawn(model: Model, args: &[&str], nofile: Option<u32>) -> Self {
-        let mut serve_args = vec!["serve", "--model", model.name(), "--addr", "127.0.0.1:0"];
+    /// The same, with bash's `ulimit` flags `limits` (`-i 8`: at most 8
+    /// signals queued).
+    pub fn start_with_limits(model: impl Into<Subject>, args: &[&str], limits: &str) -> Self {
+        Self::spawn(model.into(), args, Some(limits))
+    }
+
+    fn spawn(model: Subject, args: &[&str], limits: Option<&str>) -> Self {
+        let mut serve_args = vec!["serve", "--model", model.model.name(), "--addr", "127.0.0.1:0"];
+        serve_args.extend_from_slice(model.flags);
         serve_args.extend_from_slice(args);
-        let mut command = match nofile {
+        let mut command = match limits {
             None => Command::new(bin()),
-            Some(n) => {
-                // The shell lowers the limit, then becomes the server: same pid.
-                let mut sh = Command::new("sh");
+            Some(limits) => {
+                // The shell sets the limits, then becomes the server: same
+                // pid. bash, because dash's ulimit lacks some (-i).
+                let mut sh = Command::new("bash");
                 sh.arg("-c")
-                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(format!("ulimit {limits} && exec \"$0\" \"$@\""))
                     .arg(bin());
                 sh
             }
@@ -186,6 +232,13 @@ impl Server {
             );
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The share of one core the server's process tree used over `span`.
+    pub fn busy_over(&self, span: Duration) -> f64 {
+        let (cpu, wall) = (self.cpu_seconds(), Instant::now());
+        thread::sleep(span);
+        (self.cpu_seconds() - cpu) / wall.elapsed().as_secs_f64()
     }
 
     /// Panics unless the server is still running.
