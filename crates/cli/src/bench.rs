@@ -108,6 +108,10 @@ struct LoadArgs {
     /// A connection owed a reply that receives nothing for this long is counted as timed out.
     #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_secs)]
     timeout: Duration,
+    /// More connections held open that never send: the idle crowd that
+    /// select and poll pay for on every wait, and epoll does not.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    silent: u64,
 }
 
 impl LoadArgs {
@@ -129,6 +133,7 @@ impl LoadArgs {
             warmup: self.warmup,
             duration: self.duration,
             timeout: self.timeout,
+            silent: self.silent as usize,
         })
     }
 }
@@ -161,7 +166,7 @@ fn run_one(args: &RunArgs) -> anyhow::Result<()> {
     let workload = args
         .load
         .workload(args.conns as usize, args.size as usize)?;
-    raise_fd_limit(workload.conns)?;
+    raise_fd_limit(workload.conns + workload.silent)?;
     let report = measure(&target, &workload)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -211,7 +216,7 @@ fn run_matrix(args: &MatrixArgs) -> anyhow::Result<()> {
     let conns: Vec<usize> = args.conns.iter().map(|&c| c as usize).collect();
     let sizes: Vec<usize> = args.sizes.iter().map(|&b| b as usize).collect();
     let max_conns = conns.iter().copied().max().unwrap_or(1);
-    raise_fd_limit(max_conns)?;
+    raise_fd_limit(max_conns + args.load.silent as usize)?;
     let base = args.load.workload(1, 1)?;
     let out = args
         .out

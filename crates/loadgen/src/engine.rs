@@ -55,6 +55,9 @@ pub struct Workload {
     /// A connection with a request in flight and no reply byte for this long
     /// is counted as timed out and closed.
     pub timeout: Duration,
+    /// More connections, opened first and held open without sending a byte:
+    /// the idle crowd a multiplexing server watches on every wait.
+    pub silent: usize,
 }
 
 impl Default for Workload {
@@ -68,6 +71,7 @@ impl Default for Workload {
             warmup: Duration::from_secs(1),
             duration: Duration::from_secs(4),
             timeout: Duration::from_secs(2),
+            silent: 0,
         }
     }
 }
@@ -149,6 +153,11 @@ pub fn run(
     workload: &Workload,
     mut at: impl FnMut(Phase),
 ) -> Result<LoadResult, Error> {
+    // Opened first, held to the end of the run, never used.
+    let _silent = (0..workload.silent)
+        .map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(Error::Silent)?;
     let stream = Stream::new();
     let threads = workload.threads.clamp(1, workload.conns.max(1));
     let sources = source_addresses(addr, workload.conns)?;

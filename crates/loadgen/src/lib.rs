@@ -64,6 +64,9 @@ pub enum Error {
         /// Ports usable.
         ports: usize,
     },
+    /// A silent connection could not be opened.
+    #[error("cannot open the silent connections: {0}")]
+    Silent(std::io::Error),
     /// A client thread could not start.
     #[error("cannot start a load thread: {0}")]
     Thread(std::io::Error),

@@ -205,6 +205,13 @@ fn markdown(cells: &[Cell], base: &Workload) -> String {
         base.warmup.as_secs_f64(),
         base.duration.as_secs_f64()
     );
+    if base.silent > 0 {
+        let _ = writeln!(
+            out,
+            "Each cell also holds {} silent connections open: the idle crowd.\n",
+            base.silent
+        );
+    }
     type Pick = fn(&Report) -> Option<String>;
     let tables: [(&str, Pick); 3] = [
         ("Requests per second (thousands)", |r| {
@@ -422,6 +429,7 @@ mod tests {
             target: target.into(),
             addr: "127.0.0.1:1".into(),
             conns,
+            silent: 0,
             size,
             pipeline: 1,
             rate: None,

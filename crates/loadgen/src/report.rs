@@ -21,6 +21,8 @@ pub struct Report {
     pub addr: String,
     /// Connections.
     pub conns: usize,
+    /// Silent connections held open beside them.
+    pub silent: usize,
     /// Bytes per request.
     pub size: usize,
     /// Requests in flight per connection (the cap, in open loop).
@@ -177,6 +179,7 @@ pub fn measure(target: &Target, workload: &Workload) -> Result<Report, Error> {
         target: target.name(),
         addr: addr.to_string(),
         conns: workload.conns,
+        silent: workload.silent,
         size: workload.size,
         pipeline: workload.pipeline,
         rate: workload.rate,
@@ -235,6 +238,13 @@ impl fmt::Display for Report {
             "load:        {} connections, {} B requests, {mode}, {} client thread(s), {:.2} s measured",
             self.conns, self.size, self.threads, self.window_s
         )?;
+        if self.silent > 0 {
+            writeln!(
+                f,
+                "silent:      {} more connections held open, sending nothing",
+                self.silent
+            )?;
+        }
         writeln!(
             f,
             "throughput:  {:.0} req/s, {:.2} MB/s each way",

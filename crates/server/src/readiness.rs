@@ -503,7 +503,9 @@ impl<'a> Loop<'a> {
             .saturating_duration_since(Instant::now())
             .min(Duration::from_secs(3600));
         let millis = left.as_nanos().div_ceil(1_000_000);
-        Some(Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX)))
+        Some(Duration::from_millis(
+            u64::try_from(millis).unwrap_or(u64::MAX),
+        ))
     }
 
     /// Serves the connection on `fd` for one level-triggered turn (see

@@ -567,7 +567,12 @@ fn select_refuses_clients_past_fd_setsize() {
                 assert_eq!(&reply, b"PING", "client {i}");
                 served += 1;
             }
-            Err(e) if matches!(e.kind(), ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset
+                ) =>
+            {
                 refused += 1;
             }
             Err(e) => panic!("client {i}: {e}"),

@@ -147,7 +147,8 @@ impl Model {
     /// use iomodels_server::Model;
     ///
     /// let names: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
-    /// assert_eq!(names, ["iterative", "thread", "thread-pool", "fork"]);
+    /// assert_eq!(&names[..4], ["iterative", "thread", "thread-pool", "fork"]);
+    /// assert_eq!(&names[4..], ["nonblocking", "select", "poll", "epoll", "reactors", "sigio"]);
     /// ```
     pub fn name(self) -> &'static str {
         match self {
@@ -233,7 +234,9 @@ impl Model {
                 "one thread, select(2) on bitmaps rebuilt every call: O(n) per wait; \
                  refuses clients whose descriptor is past FD_SETSIZE (1024)"
             }
-            Self::Poll => "one thread, poll(2) on an array of every socket: no limit, O(n) per wait",
+            Self::Poll => {
+                "one thread, poll(2) on an array of every socket: no limit, O(n) per wait"
+            }
             Self::Epoll => {
                 "one thread, epoll: the kernel keeps the interest list, a wait returns only \
                  the ready sockets (level-triggered; --edge for edge-triggered)"

@@ -94,9 +94,8 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
             for (conn, fd) in server.conns.iter().zip(&fds[fixed..]) {
                 let revents = fired(fd);
                 if !revents.is_empty() {
-                    let readable = revents.intersects(
-                        PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR,
-                    );
+                    let readable = revents
+                        .intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR);
                     ready.push((conn.fd(), readable));
                 }
             }

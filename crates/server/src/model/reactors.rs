@@ -100,7 +100,9 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
         let mut outcome = Ok(());
         for reactor in reactors {
             // A reactor never panics on I/O; a panic is a bug, passed on.
-            let result = reactor.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let result = reactor
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
             if outcome.is_ok() {
                 outcome = result;
             }

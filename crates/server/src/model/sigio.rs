@@ -91,8 +91,12 @@ fn run(
         match server.phase() {
             Phase::Running | Phase::Draining => {}
             // Shutting the read sides raised no signal: serve each client
-            // until it would block, which reads up to its EOF.
-            Phase::DrainBegan => rescan(&mut server),
+            // until it would block, which reads up to its EOF; then look at
+            // the phase again, as that may have finished them all.
+            Phase::DrainBegan => {
+                rescan(&mut server);
+                continue;
+            }
             Phase::Over => return Ok(()),
         }
         if accept_due && server.acceptor.watching() {

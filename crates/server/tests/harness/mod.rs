@@ -130,7 +130,13 @@ impl Server {
     }
 
     fn spawn(model: Subject, args: &[&str], limits: Option<&str>) -> Self {
-        let mut serve_args = vec!["serve", "--model", model.model.name(), "--addr", "127.0.0.1:0"];
+        let mut serve_args = vec![
+            "serve",
+            "--model",
+            model.model.name(),
+            "--addr",
+            "127.0.0.1:0",
+        ];
         serve_args.extend_from_slice(model.flags);
         serve_args.extend_from_slice(args);
         let mut command = match limits {
