@@ -109,11 +109,11 @@ fn ready_line_names_the_real_port() {
     let server = Server::start(Model::DEFAULT, &[]);
     assert!(server.addr.ip().is_loopback());
     assert_ne!(server.addr.port(), 0);
-    assert!(
-        server
-            .log()
-            .contains(&format!("iomodels: thread listening on {}", server.addr))
-    );
+    assert!(server.log().contains(&format!(
+        "iomodels: {} listening on {}",
+        Model::DEFAULT,
+        server.addr
+    )));
 }
 
 #[test]

@@ -217,7 +217,10 @@ mod cases {
             writer.shutdown(Shutdown::Write).unwrap();
             sent
         });
-        thread::sleep(Duration::from_secs(3));
+        thread::sleep(Duration::from_secs(1));
+        // A readiness model that kept watching this full client for reading,
+        // or watched an idle one for writing, would wake for ever.
+        assert_no_spin(&server, "while its client did not read");
         let during = server.rss_tree();
         // An unbounded server would be holding tens of MiB by now.
         assert!(
@@ -294,27 +297,18 @@ mod cases {
     /// server neither exits nor spins, keeps serving the client it has, and
     /// serves new clients once descriptors free.
     ///
-    /// "Spins" is measured against the model's own idle cost, taken first:
-    /// the busy-polling model burns a core by design, so for it this case
-    /// checks only that it keeps serving; for every other model the idle
-    /// cost is near zero.
+    /// The busy-polling model burns a core by design, so for it "spins"
+    /// cannot be told from its normal state: the case checks that it keeps
+    /// serving.
     pub fn descriptor_exhaustion(model: Subject) {
         let mut server = Server::start_with_nofile(model, &[], 64);
         let mut first = server.connect();
         round_trip(&mut first, b"first");
-        let idle = server.busy_over(Duration::from_secs(1));
+        assert_no_spin(&server, "with one idle client");
         let flood: Vec<TcpStream> = (0..200).map(|_| server.connect()).collect();
         thread::sleep(Duration::from_millis(500));
-
-        let busy = server.busy_over(Duration::from_secs(2));
         // A model that retried accept at once would burn a whole core here.
-        assert!(
-            busy - idle < 0.5,
-            "{} used {:.0}% of a core while out of descriptors ({:.0}% idle)",
-            model,
-            busy * 100.0,
-            idle * 100.0
-        );
+        assert_no_spin(&server, "while out of descriptors");
 
         server.assert_running();
         round_trip(&mut first, b"still served");
@@ -392,6 +386,24 @@ mod cases {
             );
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Over 2 s, the server uses less than a quarter of a core: any loop that
+    /// waits properly uses next to nothing when there is no work, and one
+    /// that spins uses all of one (over half of one even on a machine busy
+    /// with other tests). Not for the busy-polling model, which spins by
+    /// design (its cost is measured, not asserted, in `bench/`).
+    pub fn assert_no_spin(server: &Server, when: &str) {
+        if server.model == Model::Nonblocking {
+            return;
+        }
+        let busy = server.busy_over(Duration::from_secs(2));
+        assert!(
+            busy < 0.25,
+            "{} used {:.0}% of a core {when}",
+            server.model,
+            busy * 100.0
+        );
     }
 
     /// 1100 idle clients, more than `select` can watch, and 10 busy ones: the

@@ -32,7 +32,15 @@
 //! exhaust, and an overflow path that must be as correct as the main one.
 //! Signal numbers and masks are process-wide state that libraries fight
 //! over. And no readiness for anything but sockets, pipes and terminals.
-//! `bench/results/` has the measured cost per message beside `epoll`.
+//!
+//! **Measured** on 2 cores (`bench/results/2026-11-26/readiness-costs.md`):
+//! 10.15 us of server CPU per request at 100 busy connections, 1.07x the
+//! `tokio-echo` peer and 1.11x `epoll` in the same rounds: one
+//! `sigtimedwait` per event is dearer than a share of one `epoll_wait`, but
+//! by less than folklore has it, since the kernel's TCP path dominates. With
+//! 1000 silent clients it is as cheap as `epoll` (8.3 us): like epoll it
+//! hears only from sockets that changed. The test that lowers
+//! `RLIMIT_SIGPENDING` to 4 shows the rescan path working.
 //!
 //! **When to pick it.** For a handful of descriptors in a program that must
 //! not block and has no loop to put them in. For servers, `epoll`.

@@ -37,7 +37,7 @@ pub(crate) fn workers(config: &Config) -> usize {
     config.workers_or((cores() + 4).min(32))
 }
 
-/// Runs [`workers`] iterative loops on `listener` until the drain, then waits
+/// Runs `workers` iterative loops on `listener` until the drain, then waits
 /// for every worker to finish its client.
 ///
 /// # Errors
