@@ -38,6 +38,17 @@ use std::time::{Duration, Instant};
 use crate::accept::{AcceptError, Backoff, prepare};
 use crate::{Config, EchoSession, Shutdown};
 
+/// How an edge-triggered turn ([`Conn::until_blocked`]) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// The connection ended; the caller removes it.
+    Closed,
+    /// Everything that could be done was: the next report says when to go on.
+    Waiting,
+    /// The turn's budget ran out with work left: serve it again soon.
+    Again,
+}
+
 /// What a model should watch a connection for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Interest {
@@ -127,13 +138,19 @@ impl Conn {
     /// Edge-triggered turn: read and write until the kernel says "would
     /// block" in every direction this connection still needs, since no new
     /// report comes for bytes already there. A full buffer stops the reading
-    /// (backpressure) and a write that frees room resumes it. Returns whether
-    /// the connection lives on.
-    pub(crate) fn until_blocked(&mut self) -> bool {
+    /// (backpressure) and a write that frees room resumes it.
+    ///
+    /// A client that sends as fast as it is answered never makes a read
+    /// block, so a turn ends after [`Conn::BUDGET`] reads all the same, with
+    /// [`Turn::Again`]: the loop must come back to it after the others had
+    /// their turn, since no new report will remind it.
+    pub(crate) fn until_blocked(&mut self) -> Turn {
+        let mut reads = 0;
         let turn = (|| {
             loop {
                 let mut read_blocked = false;
-                while self.session.wants_recv() {
+                while self.session.wants_recv() && reads < Self::BUDGET {
+                    reads += 1;
                     if !self.read_once()? {
                         read_blocked = true;
                         break;
@@ -144,16 +161,36 @@ impl Conn {
                         break;
                     }
                 }
-                // Reading stopped only because the buffer was full and the
-                // writes made room: there may be more bytes queued, and no
-                // new edge will say so.
                 if read_blocked || !self.session.wants_recv() {
-                    return Ok(());
+                    return Ok(false);
+                }
+                // Reading stopped because the buffer was full and the writes
+                // made room, or because the budget is spent: either way more
+                // bytes may be queued, and no new edge will say so.
+                if reads >= Self::BUDGET {
+                    return Ok(true);
                 }
             }
         })();
-        self.after(turn)
+        match turn {
+            Ok(again) if self.after(Ok(())) => {
+                if again {
+                    Turn::Again
+                } else {
+                    Turn::Waiting
+                }
+            }
+            Ok(_) => Turn::Closed,
+            Err(error) => {
+                self.after(Err(error));
+                Turn::Closed
+            }
+        }
     }
+
+    /// Reads per edge-triggered turn: up to 16 buffers (1 MiB at the default
+    /// `--buffer`) before the other clients get theirs.
+    const BUDGET: usize = 16;
 
     /// Stops reading this client once what it sent is in: the kernel still
     /// hands over what is queued, then EOF.
@@ -338,11 +375,12 @@ impl Acceptor {
         self.paused_until
     }
 
-    /// Accepts the clients queued on the listener, a batch at most (`batch`
-    /// is [`Acceptor::BATCH`] unless the model has no later report to count
-    /// on), and adds each to `conns` after `register` succeeds for it. A
+    /// Accepts the clients queued on the listener, [`Acceptor::BATCH`] at
+    /// most, and adds each to `conns` after `register` succeeds for it. A
     /// client beyond `--max-conns`, or one `register` refuses, is closed at
-    /// once.
+    /// once. Returns whether the batch filled up, so more may be queued: a
+    /// level-triggered model hears of those from its next wait, an
+    /// edge-triggered one must come back by itself.
     ///
     /// # Errors
     ///
@@ -350,22 +388,20 @@ impl Acceptor {
     pub(crate) fn accept(
         &mut self,
         conns: &mut Conns,
-        all: bool,
         mut register: impl FnMut(&Conn) -> io::Result<()>,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         let Some(listener) = &self.listener else {
-            return Ok(());
+            return Ok(false);
         };
-        let batch = if all { usize::MAX } else { Self::BATCH };
-        for _ in 0..batch {
+        for _ in 0..Self::BATCH {
             let stream = match listener.accept() {
                 Ok((stream, _)) => stream,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
                 Err(error) => match AcceptError::classify(&error) {
                     AcceptError::ClientGone => continue,
                     AcceptError::Exhausted => {
                         self.paused_until = Some(Instant::now() + self.backoff.pause(&error));
-                        return Ok(());
+                        return Ok(false);
                     }
                     AcceptError::ListenerDown => return Err(error),
                 },
@@ -388,7 +424,7 @@ impl Acceptor {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Closes the listener: clients that connect from now on are refused,
@@ -422,6 +458,10 @@ pub(crate) struct Loop<'a> {
     pub(crate) conns: Conns,
     shutdown: &'a Shutdown,
     draining: bool,
+    /// Connections whose edge-triggered turn ran out of budget with work
+    /// left (see [`Turn::Again`]), to be served again before the next wait
+    /// may sleep.
+    again: Vec<RawFd>,
 }
 
 impl<'a> Loop<'a> {
@@ -438,6 +478,7 @@ impl<'a> Loop<'a> {
             conns: Conns::new(open),
             shutdown,
             draining: false,
+            again: Vec::new(),
         })
     }
 
@@ -466,7 +507,7 @@ impl<'a> Loop<'a> {
             self.draining = true;
             drop(self.acceptor.close());
             self.conns.shut_reads();
-            return if self.conns.is_empty() {
+            return if self.conns.is_empty() || self.shutdown.is_forced() {
                 Phase::Over
             } else {
                 Phase::DrainBegan
@@ -484,15 +525,23 @@ impl<'a> Loop<'a> {
         Phase::Draining
     }
 
-    /// How long the next wait may last: until the paused listener is to be
-    /// watched again, or until the grace period ends; `None` for no limit.
+    /// How long the next wait may last: not at all while some connection is
+    /// owed another turn; else until the paused listener is to be watched
+    /// again, or, while draining, the grace period ends or 100 ms pass (a
+    /// second signal forces the stop without a descriptor to say so, and
+    /// the shutdown descriptor is no longer watched); `None` for no limit.
     /// Rounded up to whole milliseconds, the unit of `epoll_wait` and
     /// `poll`: rounding down would wake the loop just before the deadline,
     /// with nothing to do, over and over.
     pub(crate) fn timeout(&self) -> Option<Duration> {
+        if !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let look_again = Instant::now() + Duration::from_millis(100);
         let deadline = [
             self.acceptor.resumes_at(),
             self.draining.then(|| self.shutdown.deadline()).flatten(),
+            self.draining.then_some(look_again),
         ]
         .into_iter()
         .flatten()
@@ -517,10 +566,26 @@ impl<'a> Loop<'a> {
     }
 
     /// Serves the connection on `fd` until it would block (see
-    /// [`Conn::until_blocked`]) and removes it if it ended.
-    pub(crate) fn serve_until_blocked(&mut self, fd: RawFd) -> Option<&mut Conn> {
-        let alive = self.conns.get_mut(fd)?.until_blocked();
-        self.keep_if(fd, alive)
+    /// [`Conn::until_blocked`]), removes it if it ended, and notes it for
+    /// [`serve_again`](Self::serve_again) if its budget ran out.
+    pub(crate) fn serve_until_blocked(&mut self, fd: RawFd) {
+        let Some(conn) = self.conns.get_mut(fd) else {
+            return;
+        };
+        match conn.until_blocked() {
+            Turn::Waiting => {}
+            Turn::Again => self.again.push(fd),
+            Turn::Closed => drop(self.conns.remove(fd)),
+        }
+    }
+
+    /// Gives the connections whose last edge-triggered turn ran out of
+    /// budget another turn. A descriptor closed and reused since is served
+    /// for nothing: a turn on an idle connection does nothing.
+    pub(crate) fn serve_again(&mut self) {
+        for fd in std::mem::take(&mut self.again) {
+            self.serve_until_blocked(fd);
+        }
     }
 
     fn keep_if(&mut self, fd: RawFd, alive: bool) -> Option<&mut Conn> {

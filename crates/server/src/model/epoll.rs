@@ -105,6 +105,9 @@ pub(crate) fn run(mut server: Loop<'_>, edge: bool) -> io::Result<()> {
             }
             Phase::Over => return Ok(()),
         }
+        // Edge-triggered turns that ran out of budget go on first; while
+        // any is left, the wait below does not sleep.
+        server.serve_again();
         // Out of descriptors, the listener stays readable while accept fails:
         // watching it then would spin, so it is off the list until the
         // back-off ends.
@@ -127,7 +130,7 @@ pub(crate) fn run(mut server: Loop<'_>, edge: bool) -> io::Result<()> {
             match event.data() {
                 LISTENER => {
                     let flags = if edge { EDGE } else { flags(Interest::NEW) };
-                    server.acceptor.accept(&mut server.conns, false, |conn| {
+                    server.acceptor.accept(&mut server.conns, |conn| {
                         // The descriptor is the event's data: finding the
                         // connection again is one index into the table.
                         let data = conn.fd() as u64;
@@ -143,14 +146,22 @@ pub(crate) fn run(mut server: Loop<'_>, edge: bool) -> io::Result<()> {
                         continue;
                     }
                     let readable = event.events().intersects(READABLE);
-                    if let Some(conn) = server.serve(fd, readable) {
-                        // Level-triggered: watch exactly what the session needs
-                        // now, telling the kernel only when that changed.
-                        let wanted = conn.interest();
-                        if wanted != conn.watched {
-                            let mut event = EpollEvent::new(flags(wanted), data);
-                            epoll.modify(conn.stream(), &mut event)?;
-                            conn.watched = wanted;
+                    let Some(conn) = server.serve(fd, readable) else {
+                        continue;
+                    };
+                    // Level-triggered: watch exactly what the session needs
+                    // now, telling the kernel only when that changed.
+                    let wanted = conn.interest();
+                    if wanted != conn.watched {
+                        let mut event = EpollEvent::new(flags(wanted), data);
+                        match epoll.modify(conn.stream(), &mut event) {
+                            Ok(()) => conn.watched = wanted,
+                            // It cannot fail for a registered socket; if it
+                            // did, that connection alone would end.
+                            Err(errno) => {
+                                tracing::debug!("connection ended: epoll_ctl: {errno}");
+                                drop(server.conns.remove(fd));
+                            }
                         }
                     }
                 }

@@ -62,9 +62,7 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
         // which here saves one failed call per pass, not a core: the core is
         // spent either way.
         if server.acceptor.watching() {
-            server
-                .acceptor
-                .accept(&mut server.conns, false, |_| Ok(()))?;
+            server.acceptor.accept(&mut server.conns, |_| Ok(()))?;
         }
         // Ask every client: a read if its session has room, a write if it
         // owes bytes. Most of these fail with `EAGAIN`; that is the model.

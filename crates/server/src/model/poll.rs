@@ -107,9 +107,7 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
             server.serve(fd, readable);
         }
         if accept {
-            server
-                .acceptor
-                .accept(&mut server.conns, false, |_| Ok(()))?;
+            server.acceptor.accept(&mut server.conns, |_| Ok(()))?;
         }
     }
 }

@@ -39,6 +39,7 @@
 
 use std::io;
 use std::net::TcpListener;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::thread;
@@ -85,13 +86,16 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
             let reactor = thread::Builder::new()
                 .name(format!("reactor-{i}"))
                 .spawn_scoped(scope, move || {
-                    let result = Loop::new(listener, config, shutdown, open)
-                        .and_then(|server| epoll::run(server, config.edge));
-                    if result.is_err() {
-                        // One reactor down is a broken server: stop the rest.
+                    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+                        Loop::new(listener, config, shutdown, open)
+                            .and_then(|server| epoll::run(server, config.edge))
+                    }));
+                    // One reactor down, by error or panic, is a broken
+                    // server: stop the rest at once, then report it.
+                    if !matches!(result, Ok(Ok(()))) {
                         shutdown.force();
                     }
-                    result
+                    result.unwrap_or_else(|p| panic::resume_unwind(p))
                 });
             match reactor {
                 Ok(reactor) => reactors.push(reactor),
@@ -104,9 +108,7 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
         let mut outcome = Ok(());
         for reactor in reactors {
             // A reactor never panics on I/O; a panic is a bug, passed on.
-            let result = reactor
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let result = reactor.join().unwrap_or_else(|p| panic::resume_unwind(p));
             if outcome.is_ok() {
                 outcome = result;
             }

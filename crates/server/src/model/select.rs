@@ -130,7 +130,7 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
             server.serve(fd, readable);
         }
         if accept {
-            server.acceptor.accept(&mut server.conns, false, |conn| {
+            server.acceptor.accept(&mut server.conns, |conn| {
                 if fits(conn.fd()) {
                     return Ok(());
                 }

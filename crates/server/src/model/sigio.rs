@@ -48,6 +48,7 @@
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::Duration;
 
 use crate::readiness::{Loop, Phase};
 use crate::sys::sigio::{SignalSet, signal_when_ready};
@@ -76,8 +77,12 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
     signal_when_ready(shutdown, signal)?;
     let result = run(listener, config, shutdown, &signals, signal);
     // Stop the shutdown descriptor from signalling a thread that no longer
-    // waits for it.
-    let _ = crate::sys::sigio::set_async(shutdown, false);
+    // waits for it: once the mask is restored, a real-time signal would end
+    // the process. If that fails, keep the signals blocked instead.
+    if let Err(error) = crate::sys::sigio::set_async(shutdown, false) {
+        tracing::warn!("sigio: cannot turn signals off on the shutdown descriptor: {error}");
+        std::mem::forget(signals);
+    }
     result
 }
 
@@ -107,11 +112,18 @@ fn run(
             }
             Phase::Over => return Ok(()),
         }
+        // Turns that ran out of budget go on first (the wait below does not
+        // sleep while any is left), then clients no signal will announce.
+        server.serve_again();
+        let mut timeout = server.timeout();
         if accept_due && server.acceptor.watching() {
             accept_due = accept(&mut server, signal)?;
+            if accept_due && server.acceptor.resumes_at().is_none() {
+                timeout = Some(Duration::ZERO); // a full batch: more are queued
+            }
         }
 
-        let Some(delivery) = signals.wait(server.timeout())? else {
+        let Some(delivery) = signals.wait(timeout)? else {
             continue; // the timeout: a deadline, looked at above
         };
         if delivery.signo == libc::SIGIO {
@@ -136,13 +148,14 @@ fn run(
     }
 }
 
-/// Accepts every queued client (no later signal would tell of those left
-/// behind), sets each to signal, and serves it until it would block, for the
-/// bytes that arrived before it could signal. Returns whether accepting must
-/// be tried again (after a pause for descriptor exhaustion).
+/// Accepts a batch of queued clients, sets each to signal, and serves it
+/// until it would block, for the bytes that arrived before it could signal.
+/// Returns whether accepting must be tried again without a signal to say
+/// so: the batch filled up (more are queued), or descriptors ran out (the
+/// listener is paused).
 fn accept(server: &mut Loop<'_>, signal: libc::c_int) -> io::Result<bool> {
     let mut fresh: Vec<RawFd> = Vec::new();
-    server.acceptor.accept(&mut server.conns, true, |conn| {
+    let more = server.acceptor.accept(&mut server.conns, |conn| {
         signal_when_ready(conn.stream(), signal)?;
         fresh.push(conn.fd());
         Ok(())
@@ -150,7 +163,7 @@ fn accept(server: &mut Loop<'_>, signal: libc::c_int) -> io::Result<bool> {
     for fd in fresh {
         server.serve_until_blocked(fd);
     }
-    Ok(server.acceptor.resumes_at().is_some())
+    Ok(more || server.acceptor.resumes_at().is_some())
 }
 
 /// Serves every connection until it would block: after an overflow, and at

@@ -5,6 +5,7 @@
 //! live here, each with why it is sound.
 
 use std::io;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
@@ -61,6 +62,10 @@ pub(crate) struct Delivery {
 pub(crate) struct SignalSet {
     set: libc::sigset_t,
     saved: libc::sigset_t,
+    /// A signal mask belongs to one thread: the set must not move to another
+    /// (it is neither `Send` nor `Sync`), or dropping it there would restore
+    /// the wrong thread's mask.
+    _this_thread: PhantomData<*const ()>,
 }
 
 impl SignalSet {
@@ -90,7 +95,11 @@ impl SignalSet {
         }
         // SAFETY: pthread_sigmask returned 0, so it wrote the old mask.
         let saved = unsafe { saved.assume_init() };
-        Ok(Self { set, saved })
+        Ok(Self {
+            set,
+            saved,
+            _this_thread: PhantomData,
+        })
     }
 
     /// Takes the next queued signal of the set, waiting at most `timeout`
