@@ -118,8 +118,24 @@ fn ready_line_names_the_real_port() {
 
 #[test]
 fn serve_on_a_busy_port_fails_clearly() {
+    // For every model, including `reactors`, whose SO_REUSEPORT would let a
+    // second server bind beside the first.
     let server = Server::start(Model::DEFAULT, &[]);
-    let output = iomodels(&["serve", "--addr", &server.addr.to_string()]);
+    let mut second = std::process::Command::new(bin())
+        .args(["serve", "--addr", &server.addr.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while second.try_wait().unwrap().is_none() {
+        if started.elapsed() > harness::IO_TIMEOUT {
+            let _ = second.kill();
+            panic!("a second server started on the busy port {}", server.addr);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = second.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

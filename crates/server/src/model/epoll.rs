@@ -32,7 +32,8 @@
 //! (`bench/results/2026-11-26/readiness-costs.md`, one client thread, 64-byte
 //! requests, 100 connections, 5 rounds alternated with the `tokio-echo`
 //! peer): 9.16 us of server CPU per request, 0.96x tokio-echo's; `--edge`
-//! 1.15x, the extra `read` per message. With 1000 silent clients beside 10
+//! 1.15x, the extra `read` per message. A second run on a slower day of
+//! the VM (`readiness-costs-2.md`): 0.91x, and `--edge` 0.89x. With 1000 silent clients beside 10
 //! busy ones: 8.4 us, where `poll` pays 52 and `select` 71.
 //!
 //! **Why not far below tokio.** Profiles of both servers under that load

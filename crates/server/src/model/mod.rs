@@ -134,13 +134,12 @@ impl Model {
     ];
 
     /// What `iomodels serve` runs without `--model`: the fastest model that
-    /// exists. That is level-triggered `epoll`: on this 2-core machine,
-    /// with the bench's client on the other core, it served the most
-    /// requests per second of every model at 10 to 1000 connections, for
-    /// the least server CPU per request (`bench/results/`), and it has no
-    /// descriptor limit of its own. `reactors` overtakes it where there are
-    /// cores to spare for a second loop.
-    pub const DEFAULT: Model = Self::Epoll;
+    /// exists. That is `reactors`: in the matrix of `bench/results/` it
+    /// served the most requests per second of every model at 10, 100 and
+    /// 1000 connections, with 64- and 4096-byte requests, even on 2 cores
+    /// shared with the bench's client; single-threaded `epoll` spends less
+    /// CPU per request and came first in one of three runs.
+    pub const DEFAULT: Model = Self::Reactors;
 
     /// The model's name on the command line.
     ///
@@ -316,6 +315,11 @@ impl Model {
     /// Binds the listener this model serves on: [`Config::listen`], with
     /// `SO_REUSEPORT` for `reactors`, whose other listeners bind beside it.
     ///
+    /// `SO_REUSEPORT` would also let a second server of the same user bind
+    /// the same port and silently take half its clients. So for `reactors`
+    /// the address is first bound once without it, which fails if anyone
+    /// holds the port, and only then with it.
+    ///
     /// # Errors
     ///
     /// If the address cannot be bound (in use, not local).
@@ -330,7 +334,16 @@ impl Model {
     /// assert_ne!(listener.local_addr().unwrap().port(), 0);
     /// ```
     pub fn listen(self, config: &Config) -> io::Result<TcpListener> {
-        config.bind(config.addr, self == Self::Reactors)
+        let plain = config.bind(config.addr, false)?;
+        if self != Self::Reactors {
+            return Ok(plain);
+        }
+        // The port is ours (and picked, if port 0 was asked for): release
+        // it and bind it again to share among the reactors. A listener that
+        // was never connected to leaves no TIME_WAIT behind.
+        let addr = plain.local_addr()?;
+        drop(plain);
+        config.bind(addr, true)
     }
 
     /// Whether `--edge` means something to this model.

@@ -23,9 +23,14 @@
 //! (`bench/results/2026-11-26/readiness-costs.md`, one client thread, 100
 //! connections, 64-byte requests, 5 alternated rounds): 9.79 us of server CPU
 //! per request, 1.03x the `tokio-echo` peer's, at 91k requests/s against
-//! single-threaded `epoll`'s 103k. On this machine the bench's client needs
-//! a core too, so the second reactor competes with it instead of adding a
-//! core; the README's matrix has the figures at every connection count.
+//! single-threaded `epoll`'s 103k. But in a second run
+//! (`readiness-costs-2.md`) it served 63k against `epoll`'s 53k, and in the
+//! matrix of the README it served the most of every model at 10, 100 and
+//! 1000 connections, which made it the default of `serve`. On this machine
+//! the bench's client needs a core too, so the second reactor competes with
+//! it: whether a second loop wins depends on how busy the client keeps that
+//! core. It always costs more CPU per request than one loop (10.7 against
+//! 9.1 us in the second run): two threads that sleep and wake.
 //!
 //! **When to pick it.** Many connections and more than one core, with
 //! requests that are short and alike: HTTP front ends, caches, proxies.
