@@ -45,6 +45,11 @@ fn init_logging() {
         .with_writer(io::stderr)
         .with_ansi(io::stderr().is_terminal())
         .with_target(false)
+        // By default a log line that cannot be written is reported with
+        // `eprintln!`, which panics when stderr is a pipe nobody reads (a
+        // bench that died, a closed terminal): the thread that logged would
+        // die, and with the signal thread went the server's SIGTERM.
+        .log_internal_errors(false)
         .init();
 }
 

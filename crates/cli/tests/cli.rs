@@ -104,6 +104,39 @@ fn models_json_is_machine_readable() {
     }
 }
 
+/// A server whose stderr nobody reads any more (the bench that started it
+/// died) still stops on SIGTERM. It used to ignore it for ever: logging the
+/// signal panicked on the broken pipe and took the signal thread with it.
+#[test]
+fn sigterm_stops_a_server_whose_stderr_is_gone() {
+    use std::io::BufRead;
+    let mut server = std::process::Command::new(bin())
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut ready = String::new();
+    stderr.read_line(&mut ready).unwrap();
+    assert!(ready.contains(" listening on "), "{ready}");
+    drop(stderr);
+    let pid = nix::unistd::Pid::from_raw(server.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > harness::IO_TIMEOUT {
+            let _ = server.kill();
+            panic!("the server ignored SIGTERM once its stderr was gone");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
 #[test]
 fn ready_line_names_the_real_port() {
     let server = Server::start(Model::DEFAULT, &[]);

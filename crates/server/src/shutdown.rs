@@ -131,15 +131,17 @@ impl Shutdown {
                     } else {
                         "SIGTERM"
                     };
+                    // Act first, then log: nothing the log does (a full or
+                    // broken stderr) may delay or prevent the stop.
                     if this.is_draining() {
-                        tracing::info!("{name} again: closing the remaining connections now");
                         this.force();
+                        tracing::info!("{name} again: closing the remaining connections now");
                     } else {
+                        this.drain();
                         tracing::info!(
                             "{name}: no new clients; serving the connected ones for up to {:?}",
                             this.grace()
                         );
-                        this.drain();
                     }
                 }
             })?;
