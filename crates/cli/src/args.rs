@@ -52,19 +52,20 @@ impl Cli {
     /// What clap cannot check alone: flags that mean nothing to the model
     /// chosen are refused rather than silently ignored.
     fn check(self) -> Result<Self, clap::Error> {
-        if let Command::Serve(args) = &self.command {
-            if args.edge && !args.model.takes_edge() {
-                let message = format!(
-                    "--edge is for the epoll models (epoll, reactors), not {}",
-                    args.model
-                );
-                let mut command = Self::command();
-                command.build();
-                let serve = command
-                    .find_subcommand_mut("serve")
-                    .expect("serve is a subcommand");
-                return Err(serve.error(ErrorKind::ArgumentConflict, message));
-            }
+        if let Command::Serve(args) = &self.command
+            && args.edge
+            && !args.model.takes_edge()
+        {
+            let message = format!(
+                "--edge is for the epoll models (epoll, reactors), not {}",
+                args.model
+            );
+            let mut command = Self::command();
+            command.build();
+            let serve = command
+                .find_subcommand_mut("serve")
+                .expect("serve is a subcommand");
+            return Err(serve.error(ErrorKind::ArgumentConflict, message));
         }
         Ok(self)
     }

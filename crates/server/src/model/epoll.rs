@@ -32,21 +32,24 @@
 //! (`bench/results/2026-11-26/readiness-costs.md`, one client thread, 64-byte
 //! requests, 100 connections, 5 rounds alternated with the `tokio-echo`
 //! peer): 9.16 us of server CPU per request, 0.96x tokio-echo's; `--edge`
-//! 1.15x, the extra `read` per message. A second run on a slower day of
-//! the VM (`readiness-costs-2.md`): 0.91x, and `--edge` 0.89x. With 1000 silent clients beside 10
+//! 1.15x, the extra `read` per message. A second run (`readiness-costs-2.md`):
+//! 8.90 us, 0.94x, and `--edge` 0.97x. With every connection busy, `poll`
+//! did as well or about 10% better (7.7 us at 100 connections): a wait that
+//! returns many ready sockets shares its O(n) among them, and a
+//! level-triggered epoll polls each reported socket again on the next wait. With 1000 silent clients beside 10
 //! busy ones: 8.4 us, where `poll` pays 52 and `select` 71.
 //!
 //! **Why not far below tokio.** Profiles of both servers under that load
 //! (`bench/results/2026-11-26/epoll-cpu-floor.md`, `bench/epoll_profile.sh`)
-//! put this loop's time at 67% in `send` (half of it the loopback delivering
+//! put this loop's time at 75% in `send` (half of it the loopback delivering
 //! the reply into the client's socket, which Linux runs in the sender's
-//! context), 13% in `recv`, 6% in `epoll_wait`, 9% in the scheduler and 4%
-//! in user space. tokio-echo spends 61% and 12% in the same two calls, and
-//! its extra is in `epoll_wait` (12%: it also reads until `EAGAIN`), the
-//! scheduler (11%), `futex` (2%) and user space (10%). With each message
-//! exactly two TCP segments, the kernel's `send` and `recv` are the same work
-//! for both, which puts the floor for any readiness loop at about 0.9x
-//! tokio-echo here: the 0.8x we aimed for is below it.
+//! context), 13% in `recv`, 4% in `epoll_wait`, 1% in the scheduler and 4%
+//! in user space. tokio-echo spends 65% and 12% in the same two calls, and
+//! its extra is in `epoll_wait` (8%), the scheduler (7%), `futex` (2%) and
+//! user space (9%). With each message exactly two TCP segments, the
+//! kernel's `send` and `recv` are the same work for both: 88% of this
+//! loop's time against 77% of tokio-echo's puts the floor for any readiness
+//! loop near 0.88x tokio-echo here, and the 0.8x we aimed for below it.
 //!
 //! **When to pick it.** Many connections, each doing little: this is how
 //! nginx, Redis, Node.js and tokio wait. One thread uses one core; `reactors`

@@ -133,13 +133,15 @@ impl Model {
         Self::Sigio,
     ];
 
-    /// What `iomodels serve` runs without `--model`: the fastest model that
-    /// exists. That is `reactors`: in the matrix of `bench/results/` it
-    /// served the most requests per second of every model at 10, 100 and
-    /// 1000 connections, with 64- and 4096-byte requests, even on 2 cores
-    /// shared with the bench's client; single-threaded `epoll` spends less
-    /// CPU per request and came first in one of three runs.
-    pub const DEFAULT: Model = Self::Reactors;
+    /// What `iomodels serve` runs without `--model`: the fastest readiness
+    /// model. That is `epoll` (`bench/results/2026-11-26/`). With every
+    /// connection busy, `select`, `poll` and `epoll` are within about 10%
+    /// of each other, `poll` ahead by that much in two runs: a wait that
+    /// returns many ready sockets shares its O(n) among them. Beside 1000
+    /// idle connections `epoll` kept its 101k requests/s, where `select`
+    /// and `poll` fell to 26k. On 2 cores shared with the bench's client,
+    /// `reactors` came behind `epoll`.
+    pub const DEFAULT: Model = Self::Epoll;
 
     /// The model's name on the command line.
     ///

@@ -23,14 +23,13 @@
 //! (`bench/results/2026-11-26/readiness-costs.md`, one client thread, 100
 //! connections, 64-byte requests, 5 alternated rounds): 9.79 us of server CPU
 //! per request, 1.03x the `tokio-echo` peer's, at 91k requests/s against
-//! single-threaded `epoll`'s 103k. But in a second run
-//! (`readiness-costs-2.md`) it served 63k against `epoll`'s 53k, and in the
-//! matrix of the README it served the most of every model at 10, 100 and
-//! 1000 connections, which made it the default of `serve`. On this machine
-//! the bench's client needs a core too, so the second reactor competes with
-//! it: whether a second loop wins depends on how busy the client keeps that
-//! core. It always costs more CPU per request than one loop (10.7 against
-//! 9.1 us in the second run): two threads that sleep and wake.
+//! single-threaded `epoll`'s 103k; in a second run (`readiness-costs-2.md`)
+//! 97.5k against 103.8k, at 9.51 against 8.90 us per request; in the
+//! README's matrix 72.8k, 97.2k and 99.8k at 10, 100 and 1000 connections,
+//! against `epoll`'s 108.8k, 107.5k and 98.9k. On this machine the bench's
+//! client needs a core too, so the second reactor competes with it instead
+//! of adding one, and two threads that sleep and wake cost more CPU than
+//! one: the model pays off on machines with cores to spare.
 //!
 //! **When to pick it.** Many connections and more than one core, with
 //! requests that are short and alike: HTTP front ends, caches, proxies.
