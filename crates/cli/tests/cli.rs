@@ -123,17 +123,10 @@ fn sigterm_stops_a_server_whose_stderr_is_gone() {
     drop(stderr);
     let pid = nix::unistd::Pid::from_raw(server.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = server.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > harness::IO_TIMEOUT {
-            let _ = server.kill();
-            panic!("the server ignored SIGTERM once its stderr was gone");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = harness::exit_within_timeout(
+        &mut server,
+        "the server ignored SIGTERM once its stderr was gone",
+    );
     assert_eq!(status.code(), Some(0));
 }
 
@@ -160,14 +153,8 @@ fn serve_on_a_busy_port_fails_clearly() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while second.try_wait().unwrap().is_none() {
-        if started.elapsed() > harness::IO_TIMEOUT {
-            let _ = second.kill();
-            panic!("a second server started on the busy port {}", server.addr);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let busy = format!("a second server started on the busy port {}", server.addr);
+    harness::exit_within_timeout(&mut second, &busy);
     let output = second.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -347,20 +347,8 @@ mod cases {
                 other => panic!("{model} served a client beyond --max-conns: {other:?}"),
             }
             drop(held.pop());
-            // The slot is free once the server has seen the close; retry
-            // until then (each refused try is closed at once, as above).
-            let deadline = Instant::now() + IO_TIMEOUT;
-            loop {
-                let mut next = server.connect();
-                let _ = next.write_all(b"next");
-                let mut reply = [0; 4];
-                if next.read_exact(&mut reply).is_ok() {
-                    assert_eq!(&reply, b"NEXT");
-                    break;
-                }
-                assert!(Instant::now() < deadline, "{model} never freed the slot");
-                thread::sleep(Duration::from_millis(20));
-            }
+            // Each refused try is closed at once, as above.
+            server.served_again(b"next");
         } else {
             one_more_waits_for_a_slot(&server, &mut held);
         }
@@ -604,19 +592,8 @@ fn select_refuses_clients_past_fd_setsize() {
     }
     assert_eq!(logged(), refused, "one log line per refused client");
     drop(clients);
-    // Descriptors are freed as the server sees the closes: retry until then.
-    let deadline = Instant::now() + IO_TIMEOUT;
-    loop {
-        let mut client = server.connect();
-        let _ = client.write_all(b"again");
-        let mut reply = [0; 5];
-        if client.read_exact(&mut reply).is_ok() {
-            assert_eq!(&reply, b"AGAIN");
-            break;
-        }
-        assert!(Instant::now() < deadline, "select never served again");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Descriptors are freed as the server sees the closes.
+    server.served_again(b"again");
 }
 
 /// With at most 4 signals queued (`ulimit -i 4`), the real-time queue of

@@ -104,6 +104,22 @@ impl std::fmt::Display for Subject {
     }
 }
 
+/// Waits for `child` to exit, at most [`IO_TIMEOUT`]; past that kills it and
+/// fails with `why`: for tests whose failure is a process that never ends.
+pub fn exit_within_timeout(child: &mut Child, why: &str) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > IO_TIMEOUT {
+            let _ = child.kill();
+            panic!("{why}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A running `iomodels serve`; killed, with its process group, when dropped.
 pub struct Server {
     child: Child,
@@ -245,6 +261,28 @@ impl Server {
         let (cpu, wall) = (self.cpu_seconds(), Instant::now());
         thread::sleep(span);
         (self.cpu_seconds() - cpu) / wall.elapsed().as_secs_f64()
+    }
+
+    /// Connects, sends `message` and expects it back upper-cased, retrying
+    /// (at most [`IO_TIMEOUT`]) while the server closes each try: it frees a
+    /// slot only once it has seen a client leave.
+    pub fn served_again(&self, message: &[u8]) {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            let mut client = self.connect();
+            let _ = client.write_all(message);
+            let mut reply = vec![0; message.len()];
+            if client.read_exact(&mut reply).is_ok() {
+                assert_eq!(reply, upper(message));
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never served again",
+                self.model
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Panics unless the server is still running.
