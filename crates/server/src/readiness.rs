@@ -537,11 +537,12 @@ impl<'a> Loop<'a> {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let look_again = Instant::now() + Duration::from_millis(100);
+        // No clock read unless there is a deadline: this runs on every turn.
         let deadline = [
             self.acceptor.resumes_at(),
             self.draining.then(|| self.shutdown.deadline()).flatten(),
-            self.draining.then_some(look_again),
+            self.draining
+                .then(|| Instant::now() + Duration::from_millis(100)),
         ]
         .into_iter()
         .flatten()
