@@ -52,14 +52,18 @@ impl Cli {
     /// What clap cannot check alone: flags that mean nothing to the model
     /// chosen are refused rather than silently ignored.
     fn check(self) -> Result<Self, clap::Error> {
-        if let Command::Serve(args) = &self.command
-            && args.edge
-            && !args.model.takes_edge()
-        {
-            let message = format!(
-                "--edge is for the epoll models (epoll, reactors), not {}",
-                args.model
-            );
+        let Command::Serve(args) = &self.command else {
+            return Ok(self);
+        };
+        let misplaced = if args.edge && !args.model.takes_edge() {
+            Some("--edge is for the epoll models (epoll, reactors, prefork, hybrid)")
+        } else if args.processes.is_some() && !args.model.takes_processes() {
+            Some("--processes is for the hybrid model")
+        } else {
+            None
+        };
+        if let Some(why) = misplaced {
+            let message = format!("{why}, not {}", args.model);
             let mut command = Self::command();
             command.build();
             let serve = command
@@ -107,6 +111,9 @@ pub(crate) struct ServeArgs {
     /// Threads or processes, for the models that have a fixed number of them.
     #[arg(long, value_name = "N")]
     workers: Option<NonZeroUsize>,
+    /// Processes of `--model hybrid`, each with `--workers` reactor threads.
+    #[arg(long, value_name = "P")]
+    processes: Option<NonZeroUsize>,
     /// Clients served at once; one more is accepted and closed at once.
     #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(Config::DEFAULT_MAX_CONNS).unwrap())]
     max_conns: NonZeroUsize,
@@ -120,8 +127,8 @@ pub(crate) struct ServeArgs {
     /// Length of the kernel's queue of connections waiting to be accepted.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     backlog: u32,
-    /// Edge-triggered epoll, for `--model epoll` and `--model reactors`
-    /// (level-triggered without it).
+    /// Edge-triggered epoll, for the epoll models (epoll, reactors, prefork,
+    /// hybrid); level-triggered without it.
     #[arg(long)]
     edge: bool,
 }
@@ -132,6 +139,7 @@ impl ServeArgs {
             addr: self.addr,
             backlog: self.backlog,
             workers: self.workers,
+            processes: self.processes,
             max_conns: self.max_conns.get(),
             buffer: self.buffer,
             grace: self.grace,

@@ -56,6 +56,11 @@ fn init_logging() {
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = args.config();
     let model = args.model;
+    // Said before anything listens: a script waiting for the ready line
+    // must not see one from a server that cannot serve.
+    if model == Model::Uring {
+        iomodels_server::model::uring::probe().map_err(|why| anyhow::anyhow!("{why}"))?;
+    }
     let listener = model
         .listen(&config)
         .with_context(|| format!("cannot listen on {}", config.addr))?;

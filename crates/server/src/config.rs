@@ -30,6 +30,9 @@ pub struct Config {
     /// Worker threads or processes, for the models that have them (`--workers`);
     /// `None` lets the model pick its own default.
     pub workers: Option<NonZeroUsize>,
+    /// Worker processes of `hybrid`, each running [`workers`](Self::workers)
+    /// threads (`--processes`); `None` for its default.
+    pub processes: Option<NonZeroUsize>,
     /// Connections served at once (`--max-conns`); a client beyond it is
     /// accepted and closed at once, so it learns right away instead of hanging.
     pub max_conns: usize,
@@ -38,8 +41,8 @@ pub struct Config {
     pub buffer: usize,
     /// How long a stopping server keeps serving the clients it has (`--grace`).
     pub grace: Duration,
-    /// Edge-triggered epoll for `epoll` and `reactors` (`--edge`); level-triggered
-    /// when false.
+    /// Edge-triggered epoll for the epoll models (`--edge`): `epoll`,
+    /// `reactors`, `prefork` and `hybrid`; level-triggered when false.
     pub edge: bool,
 }
 
@@ -111,6 +114,7 @@ impl Default for Config {
             addr: Self::DEFAULT_ADDR,
             backlog: 1024,
             workers: None,
+            processes: None,
             max_conns: Self::DEFAULT_MAX_CONNS,
             buffer: EchoSession::DEFAULT_CAPACITY,
             grace: Self::DEFAULT_GRACE,

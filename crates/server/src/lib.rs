@@ -40,6 +40,7 @@
 #![deny(unsafe_code)]
 
 mod accept;
+mod admission;
 mod blocking;
 mod config;
 pub mod model;

@@ -31,11 +31,10 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown as Direction, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::accept::{AcceptError, Backoff, prepare};
+use crate::admission::OpenCount;
 use crate::{Config, EchoSession, Shutdown};
 
 /// How an edge-triggered turn ([`Conn::until_blocked`]) ended.
@@ -249,15 +248,15 @@ impl Conn {
 pub(crate) struct Conns {
     slots: Vec<Option<Conn>>,
     len: usize,
-    /// Connections open in the whole server, against `--max-conns`: one
-    /// counter per server, shared by the loops of `reactors`, touched only
-    /// when a client arrives or leaves.
-    open: Arc<AtomicUsize>,
+    /// Connections open in the whole server, against `--max-conns`: shared
+    /// by the loops of `reactors`, and by the processes of `prefork` and
+    /// `hybrid`.
+    open: OpenCount,
 }
 
 impl Conns {
     /// An empty table counting against `open`.
-    pub(crate) fn new(open: Arc<AtomicUsize>) -> Self {
+    pub(crate) fn new(open: OpenCount) -> Self {
         Self {
             slots: Vec::new(),
             len: 0,
@@ -295,7 +294,7 @@ impl Conns {
     pub(crate) fn remove(&mut self, fd: RawFd) -> Option<Conn> {
         let conn = self.slots.get_mut(usize::try_from(fd).ok()?)?.take()?;
         self.len -= 1;
-        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.open.leave();
         Some(conn)
     }
 
@@ -407,8 +406,7 @@ impl Acceptor {
                 },
             };
             self.backoff.reset();
-            if conns.open.fetch_add(1, Ordering::Relaxed) >= self.max_conns {
-                conns.open.fetch_sub(1, Ordering::Relaxed);
+            if !conns.open.admit(self.max_conns) {
                 tracing::debug!("at --max-conns {}: closing a new client", self.max_conns);
                 continue;
             }
@@ -419,7 +417,7 @@ impl Acceptor {
             match admitted {
                 Ok(conn) => conns.insert(conn),
                 Err(error) => {
-                    conns.open.fetch_sub(1, Ordering::Relaxed);
+                    conns.open.leave();
                     tracing::debug!("closing a new client: {error}");
                 }
             }
@@ -471,7 +469,7 @@ impl<'a> Loop<'a> {
         listener: TcpListener,
         config: &Config,
         shutdown: &'a Shutdown,
-        open: Arc<AtomicUsize>,
+        open: OpenCount,
     ) -> io::Result<Self> {
         Ok(Self {
             acceptor: Acceptor::new(listener, config)?,
@@ -488,7 +486,7 @@ impl<'a> Loop<'a> {
         config: &Config,
         shutdown: &'a Shutdown,
     ) -> io::Result<Self> {
-        Self::new(listener, config, shutdown, Arc::default())
+        Self::new(listener, config, shutdown, OpenCount::default())
     }
 
     /// The server's shutdown, for models that watch its descriptor.

@@ -39,14 +39,18 @@ use crate::{Config, Shutdown};
 
 pub mod epoll;
 pub mod fork;
+pub mod hybrid;
 pub mod iterative;
 pub mod nonblocking;
 pub mod poll;
+pub mod prefork;
 pub mod reactors;
 pub mod select;
 pub mod sigio;
 pub mod thread;
 pub mod thread_pool;
+pub mod tokio;
+pub mod uring;
 
 /// Every model, named as on the command line (`--model thread-pool` is
 /// [`Model::ThreadPool`], served by `model/thread_pool.rs`).
@@ -71,6 +75,9 @@ pub enum Model {
     ThreadPool,
     /// A process per connection.
     Fork,
+    /// A fixed set of processes, forked up front, each an epoll loop; the
+    /// parent replaces any that dies.
+    Prefork,
     /// One thread polls every non-blocking socket in a loop that never sleeps.
     Nonblocking,
     /// One thread waits on every socket with select(2).
@@ -81,8 +88,15 @@ pub enum Model {
     Epoll,
     /// One epoll loop per core, each with its own `SO_REUSEPORT` listener.
     Reactors,
+    /// `--processes` processes, each with `--workers` epoll threads.
+    Hybrid,
     /// Sockets raise a real-time signal when ready; one thread takes them.
     Sigio,
+    /// One thread hands whole operations to the kernel with io_uring and
+    /// collects their completions.
+    Uring,
+    /// A task per connection on tokio's multi-thread runtime.
+    Tokio,
 }
 
 /// Which of the course's five I/O models a [`Model`] uses to wait for data.
@@ -96,6 +110,8 @@ pub enum Family {
     Multiplexing,
     /// The kernel sends a signal when a socket is ready (信号驱动IO).
     SignalDriven,
+    /// The kernel does the whole operation and reports when it is done (异步IO).
+    Asynchronous,
 }
 
 impl Family {
@@ -114,23 +130,28 @@ impl Family {
             Self::NonBlocking => "non-blocking",
             Self::Multiplexing => "multiplexing",
             Self::SignalDriven => "signal-driven",
+            Self::Asynchronous => "asynchronous",
         }
     }
 }
 
 impl Model {
     /// Every model, in the order `iomodels models` lists them.
-    pub const ALL: [Model; 10] = [
+    pub const ALL: [Model; 14] = [
         Self::Iterative,
         Self::Thread,
         Self::ThreadPool,
         Self::Fork,
+        Self::Prefork,
         Self::Nonblocking,
         Self::Select,
         Self::Poll,
         Self::Epoll,
         Self::Reactors,
+        Self::Hybrid,
         Self::Sigio,
+        Self::Uring,
+        Self::Tokio,
     ];
 
     /// What `iomodels serve` runs without `--model`: the fastest readiness
@@ -151,8 +172,9 @@ impl Model {
     /// use iomodels_server::Model;
     ///
     /// let names: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
-    /// assert_eq!(&names[..4], ["iterative", "thread", "thread-pool", "fork"]);
-    /// assert_eq!(&names[4..], ["nonblocking", "select", "poll", "epoll", "reactors", "sigio"]);
+    /// assert_eq!(&names[..5], ["iterative", "thread", "thread-pool", "fork", "prefork"]);
+    /// assert_eq!(&names[5..11], ["nonblocking", "select", "poll", "epoll", "reactors", "hybrid"]);
+    /// assert_eq!(&names[11..], ["sigio", "uring", "tokio"]);
     /// ```
     pub fn name(self) -> &'static str {
         match self {
@@ -160,12 +182,16 @@ impl Model {
             Self::Thread => "thread",
             Self::ThreadPool => "thread-pool",
             Self::Fork => "fork",
+            Self::Prefork => "prefork",
             Self::Nonblocking => "nonblocking",
             Self::Select => "select",
             Self::Poll => "poll",
             Self::Epoll => "epoll",
             Self::Reactors => "reactors",
+            Self::Hybrid => "hybrid",
             Self::Sigio => "sigio",
+            Self::Uring => "uring",
+            Self::Tokio => "tokio",
         }
     }
 
@@ -182,8 +208,17 @@ impl Model {
         match self {
             Self::Iterative | Self::Thread | Self::ThreadPool | Self::Fork => Family::Blocking,
             Self::Nonblocking => Family::NonBlocking,
-            Self::Select | Self::Poll | Self::Epoll | Self::Reactors => Family::Multiplexing,
+            // tokio waits with epoll under its async/await, and the
+            // process models run epoll loops.
+            Self::Select
+            | Self::Poll
+            | Self::Epoll
+            | Self::Reactors
+            | Self::Prefork
+            | Self::Hybrid
+            | Self::Tokio => Family::Multiplexing,
             Self::Sigio => Family::SignalDriven,
+            Self::Uring => Family::Asynchronous,
         }
     }
 
@@ -202,12 +237,16 @@ impl Model {
             Self::Thread => "crates/server/src/model/thread.rs",
             Self::ThreadPool => "crates/server/src/model/thread_pool.rs",
             Self::Fork => "crates/server/src/model/fork.rs",
+            Self::Prefork => "crates/server/src/model/prefork.rs",
             Self::Nonblocking => "crates/server/src/model/nonblocking.rs",
             Self::Select => "crates/server/src/model/select.rs",
             Self::Poll => "crates/server/src/model/poll.rs",
             Self::Epoll => "crates/server/src/model/epoll.rs",
             Self::Reactors => "crates/server/src/model/reactors.rs",
+            Self::Hybrid => "crates/server/src/model/hybrid.rs",
             Self::Sigio => "crates/server/src/model/sigio.rs",
+            Self::Uring => "crates/server/src/model/uring.rs",
+            Self::Tokio => "crates/server/src/model/tokio.rs",
         }
     }
 
@@ -253,6 +292,22 @@ impl Model {
                 "sockets raise a real-time signal when ready (O_ASYNC, F_SETSIG), taken \
                  with sigtimedwait; a full signal queue falls back to a rescan"
             }
+            Self::Prefork => {
+                "--workers processes forked up front, each an epoll loop on its own \
+                 SO_REUSEPORT listener; the parent replaces a worker that dies"
+            }
+            Self::Hybrid => {
+                "--processes processes x --workers epoll threads each: processes for \
+                 isolation, threads for cores, an event loop for connections"
+            }
+            Self::Uring => {
+                "one thread submits whole operations (accept, recv, send) to io_uring \
+                 and reaps their completions: many operations per system call"
+            }
+            Self::Tokio => {
+                "a task per connection on tokio's multi-thread runtime, written with \
+                 async/await: the mainstream Rust answer"
+            }
         }
     }
 
@@ -276,12 +331,16 @@ impl Model {
             Self::ThreadPool => Some(thread_pool::workers(config)),
             Self::Thread
             | Self::Fork
+            | Self::Prefork
             | Self::Nonblocking
             | Self::Select
             | Self::Poll
             | Self::Epoll
             | Self::Reactors
-            | Self::Sigio => None,
+            | Self::Hybrid
+            | Self::Sigio
+            | Self::Uring
+            | Self::Tokio => None,
         }
         .map(|capacity| capacity.min(config.max_conns))
     }
@@ -305,20 +364,26 @@ impl Model {
             Self::Thread => thread::serve(listener, config, shutdown),
             Self::ThreadPool => thread_pool::serve(listener, config, shutdown),
             Self::Fork => fork::serve(listener, config, shutdown),
+            Self::Prefork => prefork::serve(listener, config, shutdown),
             Self::Nonblocking => nonblocking::serve(listener, config, shutdown),
             Self::Select => select::serve(listener, config, shutdown),
             Self::Poll => poll::serve(listener, config, shutdown),
             Self::Epoll => epoll::serve(listener, config, shutdown),
             Self::Reactors => reactors::serve(listener, config, shutdown),
+            Self::Hybrid => hybrid::serve(listener, config, shutdown),
             Self::Sigio => sigio::serve(listener, config, shutdown),
+            Self::Uring => uring::serve(listener, config, shutdown),
+            // `self::`: the model's file, not the crate it is written with.
+            Self::Tokio => self::tokio::serve(listener, config, shutdown),
         }
     }
 
     /// Binds the listener this model serves on: [`Config::listen`], with
-    /// `SO_REUSEPORT` for `reactors`, whose other listeners bind beside it.
+    /// `SO_REUSEPORT` for the models that bind more listeners beside it
+    /// (`reactors`, `prefork`, `hybrid`).
     ///
     /// `SO_REUSEPORT` would also let a second server of the same user bind
-    /// the same port and silently take half its clients. So for `reactors`
+    /// the same port and silently take half its clients. So for those models
     /// the address is first bound once without it, which fails if anyone
     /// holds the port, and only then with it.
     ///
@@ -337,7 +402,7 @@ impl Model {
     /// ```
     pub fn listen(self, config: &Config) -> io::Result<TcpListener> {
         let plain = config.bind(config.addr, false)?;
-        if self != Self::Reactors {
+        if !matches!(self, Self::Reactors | Self::Prefork | Self::Hybrid) {
             return Ok(plain);
         }
         // The port is ours (and picked, if port 0 was asked for): release
@@ -346,6 +411,29 @@ impl Model {
         let addr = plain.local_addr()?;
         drop(plain);
         config.bind(addr, true)
+    }
+
+    /// How many worker processes the model keeps running under the one that
+    /// was started, for as long as it serves: `prefork`'s and `hybrid`'s.
+    /// The other models fork none, or one per client (`fork`): 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use iomodels_server::{Config, Model};
+    ///
+    /// let config = Config { workers: NonZeroUsize::new(3), ..Config::default() };
+    /// assert_eq!(Model::Prefork.standing_workers(&config), 3);
+    /// assert_eq!(Model::Hybrid.standing_workers(&config), 2); // --processes
+    /// assert_eq!(Model::Fork.standing_workers(&config), 0);
+    /// ```
+    pub fn standing_workers(self, config: &Config) -> usize {
+        match self {
+            Self::Prefork => prefork::workers(config),
+            Self::Hybrid => hybrid::processes(config),
+            _ => 0,
+        }
     }
 
     /// Whether `--edge` means something to this model.
@@ -358,7 +446,23 @@ impl Model {
     /// assert!(Model::Epoll.takes_edge() && !Model::Poll.takes_edge());
     /// ```
     pub fn takes_edge(self) -> bool {
-        matches!(self, Self::Epoll | Self::Reactors)
+        matches!(
+            self,
+            Self::Epoll | Self::Reactors | Self::Prefork | Self::Hybrid
+        )
+    }
+
+    /// Whether `--processes` means something to this model.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::Model;
+    ///
+    /// assert!(Model::Hybrid.takes_processes() && !Model::Prefork.takes_processes());
+    /// ```
+    pub fn takes_processes(self) -> bool {
+        self == Self::Hybrid
     }
 }
 

@@ -44,10 +44,9 @@
 use std::io;
 use std::net::TcpListener;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::thread;
 
+use crate::admission::OpenCount;
 use crate::config::cores;
 use crate::model::epoll;
 use crate::readiness::Loop;
@@ -67,9 +66,26 @@ pub(crate) fn workers(config: &Config) -> usize {
 /// without `SO_REUSEPORT`) or a reactor's thread cannot start; if one
 /// reactor fails, the others are stopped and its error is returned.
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
+    let listeners = bind_beside(listener, workers(config), config)?;
+    // One count of open connections for --max-conns, across all reactors.
+    run_all(listeners, config, shutdown, OpenCount::default())
+}
+
+/// `listener` and `n - 1` more bound on its address with `SO_REUSEPORT`:
+/// one accept queue each, for `reactors` and the process models.
+///
+/// # Errors
+///
+/// If one cannot be bound (most often: `listener` was made without
+/// `SO_REUSEPORT`).
+pub(crate) fn bind_beside(
+    listener: TcpListener,
+    n: usize,
+    config: &Config,
+) -> io::Result<Vec<TcpListener>> {
     let addr = listener.local_addr()?;
     let mut listeners = vec![listener];
-    for _ in 1..workers(config) {
+    for _ in 1..n {
         let more = config.bind(addr, true).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -81,12 +97,31 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
         })?;
         listeners.push(more);
     }
-    // One count of open connections for --max-conns, across all reactors.
-    let open = Arc::new(AtomicUsize::new(0));
+    Ok(listeners)
+}
+
+/// One epoll loop per listener, each on its own thread, counting in `open`,
+/// until the drain is over; a single listener is served on the calling
+/// thread.
+///
+/// # Errors
+///
+/// If a reactor's thread cannot start, or a reactor fails: the others are
+/// then stopped and its error is returned.
+pub(crate) fn run_all(
+    mut listeners: Vec<TcpListener>,
+    config: &Config,
+    shutdown: &Shutdown,
+    open: OpenCount,
+) -> io::Result<()> {
+    if listeners.len() == 1 {
+        let listener = listeners.pop().expect("one listener");
+        return epoll::run(Loop::new(listener, config, shutdown, open)?, config.edge);
+    }
     thread::scope(|scope| {
         let mut reactors = Vec::new();
         for (i, listener) in listeners.into_iter().enumerate() {
-            let open = Arc::clone(&open);
+            let open = open.clone();
             let reactor = thread::Builder::new()
                 .name(format!("reactor-{i}"))
                 .spawn_scoped(scope, move || {

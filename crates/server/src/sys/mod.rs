@@ -7,7 +7,13 @@
 //! signal dispositions, and `_exit`.
 #![allow(unsafe_code)]
 
+mod shared;
 pub(crate) mod sigio;
+pub(crate) mod uring;
+mod worker;
+
+pub(crate) use shared::SharedCounters;
+pub(crate) use worker::{fork_worker, stop_signals};
 
 use std::io;
 use std::os::fd::RawFd;

@@ -306,12 +306,15 @@ impl Server {
                 .sum::<u64>()
     }
 
-    /// CPU time (user + system, all threads) the server has used, in seconds.
+    /// CPU time (user + system, all threads) the server and its live child
+    /// processes have used, in seconds: a worker process that spins counts.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        // Fields after the command name, which ends with the last ')'.
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        let pid = self.pid().as_raw();
+        let ticks = cpu_ticks(pid).expect("the server is running")
+            + children(pid)
+                .into_iter()
+                .filter_map(|(child, _)| cpu_ticks(child))
+                .sum::<u64>();
         let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
             .unwrap()
             .expect("CLK_TCK is defined");
@@ -330,6 +333,14 @@ impl Drop for Server {
         let _ = killpg(self.pid(), Signal::SIGKILL);
         let _ = self.child.wait();
     }
+}
+
+/// User plus system clock ticks of process `pid`, if it still exists.
+fn cpu_ticks(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which ends with the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    Some(fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?)
 }
 
 fn rss(pid: i32) -> u64 {

@@ -1,0 +1,72 @@
+//! Hybrid: `--processes` worker processes, each running `--workers` epoll threads: processes × threads × event loops.
+//!
+//! **The idea.** The course closes its tour by saying that big servers mix
+//! all three: processes, threads and coroutines, as uWSGI does with
+//! `--processes 4 --threads 2` and gevent inside. Here each level does one
+//! job:
+//! - *processes* for isolation: a worker that crashes or leaks takes only
+//!   its own clients with it, and the parent replaces it (`prefork`'s
+//!   supervisor, unchanged);
+//! - *threads* for cores, without a process's memory per core: each thread
+//!   is an epoll loop of its own (`reactors`, unchanged);
+//! - *an event loop* for connections: thousands per thread, each a
+//!   session, with no thread or stack per client (the role gevent's
+//!   coroutines play in uWSGI).
+//!
+//! Every thread of every process has its own `SO_REUSEPORT` listener on the
+//! port, so the kernel spreads clients over `processes × workers` queues and
+//! no two loops ever wait on the same one: no thundering herd at either
+//! level. The only thing shared is `--max-conns`' page of counters, one per
+//! process.
+//!
+//! **Its cost.** A process per `--processes` and a thread per loop; per
+//! message, the same as `epoll`. What is gained over `prefork` is memory and
+//! start-up (fewer processes for the same cores); what is gained over
+//! `reactors` is isolation. Measured: see the README's matrix and
+//! `bench/results/`, against `epoll`, `reactors` and `prefork`.
+//!
+//! **When to pick it.** Machines with many cores, running code that may
+//! crash or leak, where a process per core costs too much memory: the
+//! shape of uWSGI, of Puma's clustered mode, of Unicorn with threads.
+//!
+//! **How it fails.** As `prefork` when a process dies (its clients, only),
+//! and as `reactors` within a process (one slow client stalls its thread's
+//! loop). On a machine with fewer cores than `processes × workers` the
+//! loops take turns on the cores, which costs context switches, not
+//! correctness. The defaults, 2 × 2, are there to show both levels at
+//! work, not tuned: size them to the machine.
+
+use std::io;
+use std::net::TcpListener;
+
+use crate::model::{prefork, reactors};
+use crate::{Config, Shutdown};
+
+/// Processes without `--processes`, and threads per process without
+/// `--workers`: two of each, so both levels exist.
+const DEFAULT: usize = 2;
+
+/// How many worker processes: `--processes`, or 2.
+pub(crate) fn processes(config: &Config) -> usize {
+    config.processes.map_or(DEFAULT, |n| n.get())
+}
+
+/// How many epoll threads in each process: `--workers`, or 2.
+pub(crate) fn threads(config: &Config) -> usize {
+    config.workers_or(DEFAULT)
+}
+
+/// Binds one listener per thread of every process and hands each process
+/// its share to `prefork`'s supervisor, until the drain is over.
+///
+/// # Errors
+///
+/// If the listeners cannot be bound, or the first workers cannot be forked.
+pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
+    let (processes, threads) = (processes(config), threads(config));
+    let mut listeners = reactors::bind_beside(listener, processes * threads, config)?.into_iter();
+    let groups = (0..processes)
+        .map(|_| listeners.by_ref().take(threads).collect())
+        .collect();
+    prefork::supervise(groups, config, shutdown)
+}
