@@ -147,24 +147,40 @@ fn ready_line_names_the_real_port() {
 
 #[test]
 fn serve_on_a_busy_port_fails_clearly() {
-    // For every model, including `reactors`, whose SO_REUSEPORT would let a
-    // second server bind beside the first.
+    // The default, and the models whose SO_REUSEPORT would let a second
+    // server bind beside the first and take half its clients.
     let server = Server::start(Model::DEFAULT, &[]);
-    let mut second = std::process::Command::new(bin())
-        .args(["serve", "--addr", &server.addr.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let busy = format!("a second server started on the busy port {}", server.addr);
-    harness::exit_within_timeout(&mut second, &busy);
-    let output = second.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains(&format!("cannot listen on {}", server.addr)),
-        "{stderr}"
-    );
+    for model in [
+        Model::DEFAULT,
+        Model::Reactors,
+        Model::Prefork,
+        Model::Hybrid,
+    ] {
+        let mut second = std::process::Command::new(bin())
+            .args([
+                "serve",
+                "--model",
+                model.name(),
+                "--addr",
+                &server.addr.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let busy = format!(
+            "a second {model} server started on the busy port {}",
+            server.addr
+        );
+        harness::exit_within_timeout(&mut second, &busy);
+        let output = second.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{model}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("cannot listen on {}", server.addr)),
+            "{model}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -36,9 +36,13 @@
 //!
 //! **Its cost.** A process per core instead of a thread: its own page
 //! tables and a copy-on-write copy of the parent's memory, with no
-//! difference per message from `reactors`. Measured: see the README's
-//! matrix and `bench/results/` (the numbers are filled in there, against
-//! single-threaded `epoll`, `reactors` and `hybrid`).
+//! difference per message from `reactors`. Measured on 2 cores
+//! (`bench/results/2026-11-27/completion-costs.md`, one client thread, 100
+//! connections, 64-byte requests, 5 alternated rounds): 99.8k requests/s,
+//! 0.89x single-threaded `epoll`'s 110.8k, like `reactors` (0.88x). The
+//! bench's client needs a core of its own (0.88 of one here), so the
+//! server has the other one whatever its shape: a second worker cannot add
+//! a core, only the cost of two loops sleeping and waking on one.
 //!
 //! **When to pick it.** When one connection's failure must not take the
 //! others with it, or the code is not thread-safe, and a process per core
