@@ -183,14 +183,23 @@ mod tests {
     fn this_process_samples_itself() {
         let me = sample(std::process::id()).expect("we are alive");
         assert!(me.processes >= 1 && me.threads >= 1 && me.rss_bytes > 0);
-        // Burn a little CPU; the reading must grow.
-        let before = own_threads_cpu("");
-        let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
-        }
-        assert!(x != 1);
-        assert!(own_threads_cpu("") > before);
+        // Burn a little CPU on a thread of our own; its reading must grow.
+        // (Not the sum over every thread: another test's thread that exits
+        // meanwhile takes its time out of that sum.)
+        let burner = std::thread::Builder::new().name("procfs-burner".into());
+        let grew = burner
+            .spawn(|| {
+                let before = own_threads_cpu("procfs-burner");
+                let mut x = 0u64;
+                for i in 0..20_000_000u64 {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                }
+                own_threads_cpu("procfs-burner") > before
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(grew);
         assert_eq!(own_threads_cpu("no thread is called this"), Duration::ZERO);
         assert!(tree_cpu(std::process::id()).expect("we are alive") > Duration::ZERO);
     }

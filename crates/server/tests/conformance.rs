@@ -293,6 +293,47 @@ mod cases {
         );
     }
 
+    /// SIGTERM while a client that reads nothing keeps the drain from
+    /// finishing: new clients are refused while the server still runs (a
+    /// listener left open anywhere, in a worker process for instance, would
+    /// take them into a queue nobody accepts from).
+    pub fn refuses_while_draining(model: Subject) {
+        let mut server = Server::start(model, &["--grace", "30"]);
+        // A small receive buffer, so the replies it does not read soon fill
+        // it, and the server is left owing bytes it cannot write.
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&server.addr.into()).unwrap();
+        let mut client: TcpStream = socket.into();
+        client.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        round_trip(&mut client, b"before");
+        let mut writer = client.try_clone().unwrap();
+        let sender =
+            thread::spawn(move || write_pattern(&mut writer, 8, 4 * MIB as u64, 64 * 1024));
+        thread::sleep(Duration::from_secs(1));
+        server.signal(Signal::SIGTERM);
+        let refused_by = Instant::now() + IO_TIMEOUT;
+        loop {
+            match TcpStream::connect(server.addr) {
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => break,
+                Err(e) => panic!("unexpected connect error: {e}"),
+                Ok(_) => assert!(
+                    Instant::now() < refused_by,
+                    "{model} still accepted clients while draining"
+                ),
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        // Still draining: the client has not read its replies.
+        server.assert_running();
+        read_checked(&mut client, 8);
+        drop(client);
+        let _ = sender.join();
+        let status = server.wait_exit(IO_TIMEOUT);
+        assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
+    }
+
     /// With a descriptor limit of 64 and a flood of 200 connections, the
     /// server neither exits nor spins, keeps serving the client it has, and
     /// serves new clients once descriptors free.
@@ -523,6 +564,7 @@ macro_rules! conformance {
                 #[test] fn slow_reader() { if runs(MODEL) { cases::slow_reader(MODEL) } }
                 #[test] fn sigterm_mid_transfer() { if runs(MODEL) { cases::sigterm_mid_transfer(MODEL) } }
                 #[test] fn sigterm_drains_what_was_sent() { if runs(MODEL) { cases::sigterm_drains_what_was_sent(MODEL) } }
+                #[test] fn refuses_while_draining() { if runs(MODEL) { cases::refuses_while_draining(MODEL) } }
                 #[test] fn descriptor_exhaustion() { if runs(MODEL) { cases::descriptor_exhaustion(MODEL) } }
                 #[test] fn max_conns() { if runs(MODEL) { cases::max_conns(MODEL) } }
                 #[test] fn no_zombies() { if runs(MODEL) { cases::no_zombies(MODEL) } }
@@ -708,7 +750,26 @@ fn worker_crash(subject: Subject, workers: usize) {
         }
     }
     let replaced = live_workers(&server, workers, Some(victim));
+    let newcomer = *replaced
+        .iter()
+        .find(|pid| !pids.contains(pid))
+        .expect("a new worker");
+    // New clients are served, by the replacement too: the kernel spreads
+    // them over the listeners, the dead worker's included.
     server.served_again(b"a new client");
+    let mut served_by_newcomer = false;
+    for i in 0..200 {
+        let mut client = server.connect();
+        round_trip(&mut client, format!("new client {i}").as_bytes());
+        if owner(&server, &client, &replaced) == newcomer {
+            served_by_newcomer = true;
+            break;
+        }
+    }
+    assert!(
+        served_by_newcomer,
+        "the replacement served none of 200 clients"
+    );
     for (i, (client, owner)) in clients.iter_mut().enumerate() {
         if *owner != victim {
             round_trip(
@@ -717,13 +778,14 @@ fn worker_crash(subject: Subject, workers: usize) {
             );
         }
     }
-    assert!(
-        server
-            .log()
-            .contains("was killed by SIGKILL; starting another"),
-        "log:\n{}",
-        server.log()
-    );
+    // The log is read on another thread: the line may still be on its way.
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let told =
+        |log: String| log.contains("was killed by SIGKILL") && log.contains("starting another");
+    while !told(server.log()) {
+        assert!(Instant::now() < deadline, "log:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     drop(clients);
     server.signal(Signal::SIGTERM);

@@ -25,8 +25,10 @@
 //! not turn into a fork loop. On SIGTERM the parent closes its copies of
 //! the listeners and forwards the signal: each worker drains like `epoll`
 //! (no new clients, every reply flushed) and exits; when the grace period
-//! ends, or on a second signal, the parent sends SIGKILL. A worker whose
-//! parent dies gets SIGTERM (`PR_SET_PDEATHSIG`) and drains too.
+//! ends, or on a second signal, the parent forwards the forced stop (a
+//! second SIGTERM: the worker closes what is left) and sends SIGKILL a
+//! second later to any worker still there. A worker whose parent dies
+//! gets SIGTERM (`PR_SET_PDEATHSIG`) and drains too.
 //!
 //! **What is shared.** Almost nothing: for `--max-conns`, a page of shared
 //! memory with one counter per worker, summed when a client arrives
@@ -106,6 +108,10 @@ pub(crate) fn supervise(
     config: &Config,
     shutdown: &Shutdown,
 ) -> io::Result<()> {
+    // Inherited as "ignore", SIGCHLD would make the kernel reap the workers
+    // itself: `waitid` would never report one, and its pid, reused, could
+    // be signalled.
+    sys::default_sigchld()?;
     let supervisor = Arc::new(Supervisor {
         counters: Arc::new(SharedCounters::new(groups.len())?),
         config: config.clone(),
@@ -115,22 +121,21 @@ pub(crate) fn supervise(
         }),
     });
     let n = supervisor.lock().workers.len();
-    for i in 0..n {
-        if let Err(error) = supervisor.start(i) {
-            // Do not leave the ones already forked behind.
-            supervisor.signal_all(Signal::SIGKILL);
-            supervisor.reap_all();
-            return Err(error);
-        }
+    let mut started = (0..n).try_for_each(|i| supervisor.start(i));
+    if started.is_ok() {
+        tracing::debug!("{n} workers started");
+        let (watched, stop) = (Arc::clone(&supervisor), shutdown.clone());
+        started = thread::Builder::new()
+            .name("drain".into())
+            .spawn(move || watched.stop_when_told(&stop))
+            .map(drop);
     }
-    tracing::debug!("{n} workers started");
-    let (watched, stop) = (Arc::clone(&supervisor), shutdown.clone());
-    thread::Builder::new().name("drain".into()).spawn(move || {
-        stop.wait_draining();
-        watched.drain();
-        stop.wait_forced();
-        watched.signal_all(Signal::SIGKILL);
-    })?;
+    if let Err(error) = started {
+        // Do not leave the ones already forked behind, unsupervised.
+        supervisor.signal_all(Signal::SIGKILL);
+        supervisor.reap_all();
+        return Err(error);
+    }
     supervisor.reap_and_replace(shutdown);
     Ok(())
 }
@@ -162,11 +167,17 @@ struct Worker {
     started: Instant,
     /// Deaths in a row within [`QUICK_DEATH`] of the start.
     quick_deaths: u32,
+    /// With no live worker: when to fork the next one.
+    restart_at: Option<Instant>,
 }
 
 /// A worker that dies sooner than this after its start is replaced after a
 /// pause: it may be failing at start, and would fail again at once.
 const QUICK_DEATH: Duration = Duration::from_secs(1);
+
+/// How often the reaper looks for exits while a restart is pending: it
+/// cannot block in `waitid` then, since nothing would wake it in time.
+const POLL: Duration = Duration::from_millis(50);
 
 impl Worker {
     fn new(listeners: Vec<TcpListener>) -> Self {
@@ -175,6 +186,7 @@ impl Worker {
             pid: None,
             started: Instant::now(),
             quick_deaths: 0,
+            restart_at: None,
         }
     }
 
@@ -192,47 +204,79 @@ impl Worker {
 }
 
 impl Supervisor {
-    /// Forks worker `i` on its listeners, unless the drain has begun.
+    /// Forks worker `i` on its listeners, unless the drain has begun; if
+    /// the fork fails, tries again a second later.
     fn start(&self, i: usize) -> io::Result<()> {
+        // Stderr's lock is taken before the table's and held across the
+        // fork (see `sys::fork_worker`): whoever holds it, a thread logging
+        // to a full pipe, never needs the table, so the drain can go on.
+        let stderr = io::stderr().lock();
         let mut state = self.lock();
         if state.draining {
             return Ok(());
         }
-        // The child keeps its own listeners and closes every other worker's:
-        // a copy left open there would keep that queue alive after the drain.
-        let others: Vec<RawFd> = (state.workers.iter().enumerate())
-            .filter(|&(k, _)| k != i)
-            .flat_map(|(_, w)| w.listeners.iter().map(AsRawFd::as_raw_fd))
+        // The child closes every copy the parent holds, its own group's
+        // included, and serves on clones: a copy left open in a worker
+        // would keep that port's queue alive after the drain.
+        let parents: Vec<RawFd> = (state.workers.iter())
+            .flat_map(|w| w.listeners.iter().map(AsRawFd::as_raw_fd))
             .collect();
         let own = (state.workers[i].listeners.iter())
             .map(TcpListener::try_clone)
-            .collect::<io::Result<Vec<_>>>()?;
+            .collect::<io::Result<Vec<_>>>();
         let (config, counters) = (&self.config, Arc::clone(&self.counters));
-        // The lock is held across the fork: the reaper cannot see this
-        // child exit before its pid is recorded.
-        let pid = sys::fork_worker(&others, move || run_worker(own, config, counters, i))?;
+        // The table's lock is held across the fork, so the drain's SIGTERM
+        // reaches this worker: either it is recorded before `drain` reads
+        // the table, or it is never forked.
+        let forked = own.and_then(|own| {
+            sys::fork_worker(stderr, &parents, move || {
+                run_worker(own, config, counters, i)
+            })
+        });
         let worker = &mut state.workers[i];
-        worker.pid = Some(pid);
-        worker.started = Instant::now();
-        Ok(())
+        match forked {
+            Ok(pid) => {
+                worker.pid = Some(pid);
+                worker.started = Instant::now();
+                worker.restart_at = None;
+                Ok(())
+            }
+            Err(error) => {
+                worker.restart_at = Some(Instant::now() + Duration::from_secs(1));
+                Err(error)
+            }
+        }
     }
 
-    /// Reaps every worker that exits and replaces it, until the drain has
-    /// begun and every worker is gone.
+    /// Reaps every worker that exits and replaces it when its pause is
+    /// over, until the drain has begun and every worker is gone.
     fn reap_and_replace(&self, shutdown: &Shutdown) {
         loop {
+            let next = self.restart_due(shutdown);
+            // Block until a worker exits, unless a restart is pending:
+            // then look and sleep in short steps until it is due.
+            let mut flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+            if next.is_some() {
+                flags |= WaitPidFlag::WNOHANG;
+            }
             // WNOWAIT: learn who exited without reaping it yet; the pid is
             // cleared and reaped together below, under the lock.
-            let status = match waitid(Id::All, WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            let status = match waitid(Id::All, flags) {
+                Ok(WaitStatus::StillAlive) => {
+                    let until =
+                        next.map_or(POLL, |at| at.saturating_duration_since(Instant::now()));
+                    shutdown.sleep(until.min(POLL));
+                    continue;
+                }
                 Ok(status) => status,
                 Err(Errno::EINTR) => continue,
-                // No children at all: every worker is gone, and its start
-                // failed, or the drain let none be replaced.
+                // No children at all: every worker is gone.
                 Err(_) => {
-                    if self.lock().draining {
+                    if self.lock().draining || shutdown.is_draining() {
                         return;
                     }
-                    self.restart_missing(shutdown);
+                    // Every start failed: the next try is a second away.
+                    shutdown.sleep(Duration::from_secs(1));
                     continue;
                 }
             };
@@ -242,50 +286,63 @@ impl Supervisor {
             let Some(i) = state.workers.iter().position(|w| w.pid == Some(pid)) else {
                 continue;
             };
-            state.workers[i].pid = None;
+            let draining = state.draining;
+            let worker = &mut state.workers[i];
+            worker.pid = None;
             // Its connections died with it.
             self.counters.slots()[i].store(0, Ordering::SeqCst);
-            if state.draining {
-                log_exit(i, status, tracing::Level::DEBUG);
-                if state.workers.iter().all(|w| w.pid.is_none()) {
-                    return;
-                }
-                continue;
+            let pause = (!draining).then(|| worker.pause_before_restart());
+            if let Some(pause) = pause {
+                worker.restart_at = Some(Instant::now() + pause);
             }
-            log_exit(i, status, tracing::Level::WARN);
-            let pause = state.workers[i].pause_before_restart();
+            let all_gone = state.workers.iter().all(|w| w.pid.is_none());
+            // Logged with the table unlocked: a full stderr must not hold
+            // up the drain.
             drop(state);
-            if !pause.is_zero() {
-                tracing::warn!(
-                    "worker {i} died within {QUICK_DEATH:?} of its start; replacing it in {pause:?}"
-                );
-                if shutdown.sleep(pause) {
-                    continue;
-                }
-            }
-            if let Err(error) = self.start(i) {
-                // Retried when no worker is left to wait for (above), or
-                // at the next death.
-                tracing::warn!("cannot fork a worker to replace worker {i}: {error}");
+            log_exit(i, status, pause);
+            if draining && all_gone {
+                return;
             }
         }
     }
 
-    /// With no worker alive and no drain: waits a second, then starts every
-    /// missing worker again.
-    fn restart_missing(&self, shutdown: &Shutdown) {
-        if shutdown.sleep(Duration::from_secs(1)) {
-            return;
+    /// Forks every missing worker whose pause is over; returns when the
+    /// next pending one is due, if any. Nothing is pending once the drain
+    /// has begun.
+    fn restart_due(&self, shutdown: &Shutdown) -> Option<Instant> {
+        if shutdown.is_draining() {
+            return None;
         }
-        let missing: Vec<usize> = (self.lock().workers.iter().enumerate())
-            .filter(|(_, w)| w.pid.is_none())
+        let now = Instant::now();
+        let due: Vec<usize> = (self.lock().workers.iter().enumerate())
+            .filter(|(_, w)| w.pid.is_none() && w.restart_at.is_some_and(|at| at <= now))
             .map(|(i, _)| i)
             .collect();
-        for i in missing {
+        for i in due {
             if let Err(error) = self.start(i) {
-                tracing::warn!("cannot fork worker {i}: {error}");
+                tracing::warn!("cannot fork worker {i}, trying again in 1 s: {error}");
             }
         }
+        let state = self.lock();
+        if state.draining {
+            return None;
+        }
+        (state.workers.iter())
+            .filter(|w| w.pid.is_none())
+            .filter_map(|w| w.restart_at)
+            .min()
+    }
+
+    /// The drain thread: forwards the drain, then the forced stop.
+    fn stop_when_told(&self, shutdown: &Shutdown) {
+        shutdown.wait_draining();
+        self.drain();
+        shutdown.wait_forced();
+        // A second SIGTERM is a worker's own forced stop: it closes its
+        // connections and exits. SIGKILL for any that has not, a moment on.
+        self.signal_all(Signal::SIGTERM);
+        thread::sleep(Duration::from_secs(1));
+        self.signal_all(Signal::SIGKILL);
     }
 
     /// The drain: closes the parent's copies of the listeners, so the ports
@@ -375,9 +432,9 @@ fn run_worker(
     }
 }
 
-/// One line per worker that ended: at `level` (a warning when it was not
-/// asked to stop).
-fn log_exit(i: usize, status: WaitStatus, level: tracing::Level) {
+/// One line per worker that ended: a warning, with when it is replaced,
+/// when it was not asked to stop (`pause` is `Some`); else a debug line.
+fn log_exit(i: usize, status: WaitStatus, pause: Option<Duration>) {
     let how = match status {
         WaitStatus::Exited(pid, code) => format!("worker {i} (pid {pid}) exited with {code}"),
         WaitStatus::Signaled(pid, signal, _) => {
@@ -385,9 +442,11 @@ fn log_exit(i: usize, status: WaitStatus, level: tracing::Level) {
         }
         other => format!("worker {i} changed state: {other:?}"),
     };
-    if level == tracing::Level::WARN {
-        tracing::warn!("{how}; starting another");
-    } else {
-        tracing::debug!("{how}");
+    match pause {
+        Some(Duration::ZERO) => tracing::warn!("{how}; starting another"),
+        Some(pause) => tracing::warn!(
+            "{how} within {QUICK_DEATH:?} of its start; starting another in {pause:?}"
+        ),
+        None => tracing::debug!("{how}"),
     }
 }

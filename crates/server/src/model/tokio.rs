@@ -101,8 +101,11 @@ async fn run(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
 
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            // The drain first: once it began, no client is admitted, even
+            // one already queued.
+            biased;
             _ = phase.wait_for(|&p| p >= Phase::Draining) => break,
+            accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, _)) => {

@@ -362,17 +362,24 @@ impl Server<'_> {
         let Some(conn) = self.ring.conn(key) else {
             return Ok(());
         };
-        if conn.session.wants_send() {
-            self.ring.start(key, Op::Send)
+        let op = if conn.session.wants_send() {
+            Op::Send
         } else if conn.session.wants_recv() {
-            self.ring.start(key, Op::Recv)
+            Op::Recv
         } else {
             // EOF, and nothing owed (is_done): the half-close. Say EOF
             // back, then close by dropping the socket.
             let _ = conn.stream.shutdown(Direction::Write);
             drop(self.ring.remove(key));
-            Ok(())
+            return Ok(());
+        };
+        // The kernel refused the request (out of memory for it): this
+        // connection ends, with nothing of it in flight; the others go on.
+        if let Err(error) = self.ring.start(key, op) {
+            tracing::debug!("connection ended: cannot queue its {op:?}: {error}");
+            drop(self.ring.remove(key));
         }
+        Ok(())
     }
 
     /// The drain: stop accepting, and stop reading every client once what

@@ -4,7 +4,9 @@
 //! wrap safely is called directly from the models. What is left here are the
 //! calls no safe wrapper can offer, because their safety depends on what the
 //! whole process is doing: `fork` in a process with threads, process-wide
-//! signal dispositions, and `_exit`.
+//! signal dispositions and `_exit`; memory shared between processes
+//! (`shared.rs`); io_uring operations that name our buffers (`uring.rs`);
+//! and `sigio`'s signal plumbing (`sigio.rs`).
 #![allow(unsafe_code)]
 
 mod shared;
@@ -31,6 +33,16 @@ pub(crate) fn ignore_sigpipe() -> io::Result<()> {
     // SAFETY: SIG_IGN runs no code of ours, so no handler can break an
     // invariant; changing a disposition is atomic for the whole process.
     unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) }?;
+    Ok(())
+}
+
+/// Gives SIGCHLD its default disposition, so that exited children wait to
+/// be reaped: in a process started with it ignored (a disposition of
+/// "ignore" survives `exec`), the kernel would reap them itself, out of a
+/// supervisor's sight.
+pub(crate) fn default_sigchld() -> io::Result<()> {
+    // SAFETY: SIG_DFL runs no code of ours.
+    unsafe { signal::signal(Signal::SIGCHLD, SigHandler::SigDfl) }?;
     Ok(())
 }
 

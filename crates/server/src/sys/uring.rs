@@ -287,6 +287,13 @@ impl Ring {
             // A signal, or completions still to be moved to the queue:
             // reaping what there is is the right next step either way.
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => Ok(()),
+            // The kernel is short of memory for the requests: they stay
+            // queued and go with the next turn, after a breath, so that a
+            // lasting shortage slows the loop down instead of spinning it.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM)) => {
+                std::thread::sleep(Duration::from_millis(1));
+                Ok(())
+            }
             result => result.map(drop),
         }
     }

@@ -1,6 +1,6 @@
 //! Forking a long-lived worker process out of a server that already runs threads.
 
-use std::io;
+use std::io::{self, StderrLock};
 use std::os::fd::RawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -32,14 +32,16 @@ pub(crate) fn stop_signals() -> SigSet {
 /// - the worker gets SIGTERM if the parent dies (`PR_SET_PDEATHSIG`), so a
 ///   supervisor killed with SIGKILL leaves no orphan serving for ever.
 ///
-/// The parent has threads (its signal thread, a log writer), and only the
-/// forking thread exists in the child: a lock another thread held at the
-/// fork stays held in the child for ever. Glibc resets the allocator's
-/// locks; this holds stderr's lock across the fork, so no log line is half
-/// written and the child's logging works. `serve` may then allocate, log
-/// and start threads, but must not use any other lock it shares with the
-/// parent's threads.
+/// The parent has threads (its signal thread, the supervisor's drain
+/// thread), and only the forking thread exists in the child: a lock another
+/// thread held at the fork stays held in the child for ever. Glibc resets
+/// the allocator's locks; the caller hands over stderr's lock, held across
+/// the fork and released on both sides, so no log line is half written and
+/// the child's logging works. `serve` may then allocate, log and start
+/// threads, but must not use any other lock it shares with the parent's
+/// threads.
 pub(crate) fn fork_worker(
+    stderr: StderrLock<'static>,
     close_in_child: &[RawFd],
     serve: impl FnOnce() -> i32,
 ) -> io::Result<Pid> {
@@ -50,7 +52,6 @@ pub(crate) fn fork_worker(
         Some(&stop_signals()),
         Some(&mut saved),
     )?;
-    let stderr = io::stderr().lock();
     // SAFETY: the child of a multi-threaded process may only do what cannot
     // deadlock on a lock another thread held at the fork. Stderr's lock is
     // held by this thread across the fork (the child releases its copy);
@@ -58,6 +59,8 @@ pub(crate) fn fork_worker(
     // forbids any other; and the child leaves with `_exit`, never returning
     // into the parent's code.
     let forked = unsafe { nix::unistd::fork() };
+    // In the child too: this thread is the lock's owner there, so the
+    // release frees it for the worker's other threads.
     drop(stderr);
     match forked {
         Ok(ForkResult::Child) => {
@@ -81,7 +84,9 @@ pub(crate) fn fork_worker(
             exit_now(code)
         }
         Ok(ForkResult::Parent { child }) => {
-            signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&saved), None)?;
+            // It cannot fail with a mask it returned itself; and the child
+            // exists, so its pid must reach the caller regardless.
+            let _ = signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&saved), None);
             Ok(child)
         }
         Err(errno) => {

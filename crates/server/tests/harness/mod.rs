@@ -306,8 +306,9 @@ impl Server {
                 .sum::<u64>()
     }
 
-    /// CPU time (user + system, all threads) the server and its live child
-    /// processes have used, in seconds: a worker process that spins counts.
+    /// CPU time (user + system, all threads) the server and its child
+    /// processes have used, in seconds, the reaped ones included: a worker
+    /// process that spins counts, even one that has since exited.
     pub fn cpu_seconds(&self) -> f64 {
         let pid = self.pid().as_raw();
         let ticks = cpu_ticks(pid).expect("the server is running")
@@ -335,12 +336,13 @@ impl Drop for Server {
     }
 }
 
-/// User plus system clock ticks of process `pid`, if it still exists.
+/// User plus system clock ticks of process `pid`, with those of its
+/// children already reaped (`cutime`, `cstime`), if it still exists.
 fn cpu_ticks(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which ends with the last ')'.
     let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
-    Some(fields[11].parse::<u64>().ok()? + fields[12].parse::<u64>().ok()?)
+    fields[11..15].iter().map(|f| f.parse::<u64>().ok()).sum()
 }
 
 fn rss(pid: i32) -> u64 {
