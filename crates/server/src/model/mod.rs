@@ -161,7 +161,11 @@ impl Model {
     /// returns many ready sockets shares its O(n) among them. Beside 1000
     /// idle connections `epoll` kept its 101k requests/s, where `select`
     /// and `poll` fell to 26k. On 2 cores shared with the bench's client,
-    /// `reactors` came behind `epoll`.
+    /// `reactors` came behind `epoll`. `uring` was faster still
+    /// (`bench/results/2026-11-27/`: 122k requests/s at 100 connections
+    /// against `epoll`'s 98k), but it needs Linux 5.19 and an io_uring that
+    /// no sysctl or seccomp profile has switched off: the default is the
+    /// fastest model that runs everywhere.
     pub const DEFAULT: Model = Self::Epoll;
 
     /// The model's name on the command line.
