@@ -285,6 +285,42 @@ impl Server {
         }
     }
 
+    /// Waits (at most [`IO_TIMEOUT`]) until a connect is refused, polling;
+    /// fails with `why` if the server keeps accepting.
+    pub fn wait_refused(&self, why: &str) {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            match TcpStream::connect(self.addr) {
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => return,
+                Err(e) => panic!("unexpected connect error: {e}"),
+                Ok(_) => assert!(Instant::now() < deadline, "{why}"),
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (at most [`IO_TIMEOUT`]) until the server has exactly `n` live
+    /// (not zombie) children, none of them `gone`, and returns their pids.
+    pub fn live_children(&self, n: usize, gone: Option<i32>) -> Vec<i32> {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            let children = self.children();
+            if children.len() == n
+                && children
+                    .iter()
+                    .all(|&(pid, state)| state != 'Z' && Some(pid) != gone)
+            {
+                return children.into_iter().map(|(pid, _)| pid).collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} has children (pid, state) {children:?}, not {n} live workers",
+                self.model
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Panics unless the server is still running.
     pub fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().unwrap() {
