@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use iomodels_server::{Config, Model};
+use iomodels_server::{Config, Flag, Model};
+
+use crate::units::{parse_bytes, parse_secs};
 
 /// Build, run and measure every concurrency and I/O model of the course.
 #[derive(Debug, Parser)]
@@ -55,15 +57,31 @@ impl Cli {
         let Command::Serve(args) = &self.command else {
             return Ok(self);
         };
-        let misplaced = if args.edge && !args.model.takes_edge() {
-            Some("--edge is for the epoll models (epoll, reactors, prefork, hybrid)")
-        } else if args.processes.is_some() && !args.model.takes_processes() {
-            Some("--processes is for the hybrid model")
-        } else {
-            None
-        };
-        if let Some(why) = misplaced {
-            let message = format!("{why}, not {}", args.model);
+        let given = [
+            (Flag::Workers, args.workers.is_some()),
+            (Flag::Processes, args.processes.is_some()),
+            (Flag::Edge, args.edge),
+        ];
+        let misplaced = given
+            .into_iter()
+            .find(|&(flag, given)| given && !args.model.takes(flag));
+        if let Some((flag, _)) = misplaced {
+            // Which models take it, from the table.
+            let takers: Vec<&str> = (Model::ALL.iter())
+                .filter(|m| m.takes(flag))
+                .map(|m| m.name())
+                .collect();
+            let message = format!(
+                "{} is for {} ({}), not {}",
+                flag.name(),
+                if takers.len() == 1 {
+                    "the model"
+                } else {
+                    "the models"
+                },
+                takers.join(", "),
+                args.model
+            );
             let mut command = Self::command();
             command.build();
             let serve = command
@@ -82,8 +100,11 @@ pub(crate) enum Command {
     /// List every model: name, I/O family, source file and idea.
     Models {
         /// Print JSON, for scripts.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "markdown")]
         json: bool,
+        /// Print the table as Markdown, as the README shows it.
+        #[arg(long)]
+        markdown: bool,
     },
     /// Measure servers: throughput, latency, server CPU and memory; `bench matrix` for all.
     Bench(Box<crate::bench::BenchArgs>),
@@ -101,10 +122,10 @@ pub(crate) struct ServeArgs {
     #[arg(
         long,
         default_value_t = Model::DEFAULT,
-        value_parser = PossibleValuesParser::new(Model::ALL.map(Model::name))
-            .map(|name| name.parse::<Model>().expect("clap only passes listed names")),
+        value_parser = PossibleValuesParser::new(Model::ALL.iter().map(|m| m.name()))
+            .map(|name| Model::named(&name).expect("clap only passes listed names")),
     )]
-    pub(crate) model: Model,
+    pub(crate) model: &'static Model,
     /// Where to listen; port 0 picks a free one (the ready line says which).
     #[arg(long, default_value_t = Config::DEFAULT_ADDR, value_name = "IP:PORT")]
     addr: SocketAddr,
@@ -131,6 +152,10 @@ pub(crate) struct ServeArgs {
     /// hybrid); level-triggered without it.
     #[arg(long)]
     edge: bool,
+    /// Close a connection that has neither sent nor taken a byte for this
+    /// long (off by default, as in the course).
+    #[arg(long, value_name = "SECS", value_parser = parse_positive_secs)]
+    idle_timeout: Option<Duration>,
 }
 
 impl ServeArgs {
@@ -144,75 +169,16 @@ impl ServeArgs {
             buffer: self.buffer,
             grace: self.grace,
             edge: self.edge,
+            idle_timeout: self.idle_timeout,
         }
     }
 }
 
-/// The largest `--buffer`: a GiB per connection is already absurd.
-const MAX_BUFFER: usize = 1 << 30;
-
-/// Parses a byte count with an optional binary suffix: `512`, `64K`, `64KiB`, `1M`.
-fn parse_bytes(text: &str) -> Result<usize, String> {
-    let lower = text.trim().to_ascii_lowercase();
-    let digits_end = lower
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(lower.len());
-    let (digits, suffix) = lower.split_at(digits_end);
-    let unit: usize = match suffix.trim() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?}: use a number of bytes, or K, M, G"
-            ));
-        }
-    };
-    let count: usize = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a byte count like 65536 or 64K"))?;
-    match count.checked_mul(unit) {
-        Some(0) => Err("the buffer must hold at least 1 byte".into()),
-        Some(bytes) if bytes <= MAX_BUFFER => Ok(bytes),
-        _ => Err(format!("{text} is more than the 1G a connection may hold")),
-    }
-}
-
-/// Parses a non-negative number of seconds, fractions allowed: `5`, `0.5`.
-pub(crate) fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("{text:?} is not a non-negative, finite number of seconds"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{parse_bytes, parse_secs};
-    use std::time::Duration;
-
-    #[test]
-    fn byte_counts_take_binary_suffixes() {
-        assert_eq!(parse_bytes("4096"), Ok(4096));
-        assert_eq!(parse_bytes("64K"), Ok(65536));
-        assert_eq!(parse_bytes("64KiB"), Ok(65536));
-        assert_eq!(parse_bytes("1m"), Ok(1 << 20));
-        assert!(parse_bytes("0").is_err());
-        assert!(parse_bytes("2G").is_err());
-        assert!(parse_bytes("12 parsecs").is_err());
-        assert!(parse_bytes("").is_err());
-        assert!(parse_bytes("-1").is_err());
-    }
-
-    #[test]
-    fn seconds_may_be_fractions_but_not_negative() {
-        assert_eq!(parse_secs("5"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_secs("0.25"), Ok(Duration::from_millis(250)));
-        assert!(parse_secs("-1").is_err());
-        assert!(parse_secs("soon").is_err());
-        assert!(parse_secs("inf").is_err());
+/// A number of seconds above zero: an idle timeout of 0 would close every
+/// client at once.
+fn parse_positive_secs(text: &str) -> Result<Duration, String> {
+    match parse_secs(text)? {
+        Duration::ZERO => Err("the idle timeout must be more than 0 seconds".into()),
+        secs => Ok(secs),
     }
 }

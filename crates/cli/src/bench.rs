@@ -10,7 +10,7 @@ use clap::{ArgGroup, Args, Subcommand};
 use iomodels_loadgen::{Target, Workload, matrix, measure, raise_fd_limit};
 use iomodels_server::Model;
 
-use crate::args::parse_secs;
+use crate::units::parse_secs;
 
 /// Measure servers: one run (a model, a peer or a running address), or the matrix.
 #[derive(Debug, Args)]
@@ -32,7 +32,7 @@ enum BenchCommand {
 #[command(group(ArgGroup::new("target").args(["model", "addr", "peer"])))]
 struct RunArgs {
     /// Start `iomodels serve --model M` on a free port and measure it.
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(Model::ALL.map(Model::name)))]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(Model::ALL.iter().map(|m| m.name())))]
     model: Option<String>,
     /// Measure a server already listening there (no server figures).
     #[arg(long, value_name = "IP:PORT")]
@@ -196,7 +196,7 @@ fn run_matrix(args: &MatrixArgs) -> anyhow::Result<()> {
         list => list.split(',').map(|s| s.trim().to_owned()).collect(),
     };
     for name in names {
-        let model: Model = name.parse()?;
+        let model = Model::named(&name)?;
         targets.push(Target::Model {
             name: model.name().into(),
             exe: exe.clone(),

@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod client;
+mod units;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(&args),
-        Command::Models { json } => models(json),
+        Command::Models { json, markdown } => models(json, markdown),
         Command::Bench(args) => bench::run(*args),
         Command::Client { addr } => client::run(addr),
     }
@@ -58,9 +59,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let model = args.model;
     // Said before anything listens: a script waiting for the ready line
     // must not see one from a server that cannot serve.
-    if model == Model::Uring {
-        iomodels_server::model::uring::probe().map_err(|why| anyhow::anyhow!("{why}"))?;
-    }
+    model.preflight()?;
     let listener = model
         .listen(&config)
         .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -91,21 +90,36 @@ struct ModelRow {
     default: bool,
 }
 
-fn models(json: bool) -> anyhow::Result<()> {
+fn models(json: bool, markdown: bool) -> anyhow::Result<()> {
     let rows: Vec<ModelRow> = Model::ALL
-        .into_iter()
+        .iter()
         .map(|m| ModelRow {
             name: m.name(),
             family: m.family().name(),
             file: m.file(),
             idea: m.idea(),
-            default: m == Model::DEFAULT,
+            default: *m == Model::DEFAULT,
         })
         .collect();
     let mut out = io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &rows)?;
         writeln!(out)?;
+        return Ok(());
+    }
+    if markdown {
+        // The README's table, which a test holds to this output.
+        writeln!(out, "| model | family | file | idea |")?;
+        writeln!(out, "|---|---|---|---|")?;
+        for row in &rows {
+            let star = if row.default { " *" } else { "" };
+            let short = row.file.trim_start_matches("crates/server/src/");
+            writeln!(
+                out,
+                "| `{}`{star} | {} | [{short}]({}) | {} |",
+                row.name, row.family, row.file, row.idea
+            )?;
+        }
         return Ok(());
     }
     let name_width = rows

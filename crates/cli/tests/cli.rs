@@ -52,6 +52,9 @@ fn bad_flags_and_values_print_usage_and_exit_2() {
         &["serve", "--model", "poll", "--edge"],
         &["serve", "--model", "prefork", "--processes", "2"],
         &["serve", "--model", "hybrid", "--processes", "0"],
+        &["serve", "--model", "iterative", "--workers", "2"],
+        &["serve", "--idle-timeout", "0"],
+        &["serve", "--idle-timeout", "never"],
         &["client", "--addr", "1688"],
         &["no-such-command"],
         &[],
@@ -68,6 +71,13 @@ fn bad_flags_and_values_print_usage_and_exit_2() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("iterative, thread, thread-pool, fork"),
+        "{stderr}"
+    );
+    // A misplaced flag names the models that take it, from the table.
+    let output = iomodels(&["serve", "--model", "poll", "--edge"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--edge is for the models (prefork, epoll, reactors, hybrid), not poll"),
         "{stderr}"
     );
 }
@@ -103,7 +113,7 @@ fn models_json_is_machine_readable() {
     for (row, model) in rows.iter().zip(Model::ALL) {
         assert_eq!(row["name"], model.name());
         assert_eq!(row["file"], model.file());
-        assert_eq!(row["default"], model == Model::DEFAULT);
+        assert_eq!(row["default"], *model == Model::DEFAULT);
     }
 }
 
@@ -150,12 +160,8 @@ fn serve_on_a_busy_port_fails_clearly() {
     // The default, and the models whose SO_REUSEPORT would let a second
     // server bind beside the first and take half its clients.
     let server = Server::start(Model::DEFAULT, &[]);
-    for model in [
-        Model::DEFAULT,
-        Model::Reactors,
-        Model::Prefork,
-        Model::Hybrid,
-    ] {
+    let shared = Model::ALL.iter().copied().filter(|m| m.reuses_port());
+    for model in std::iter::once(Model::DEFAULT).chain(shared) {
         let mut second = std::process::Command::new(bin())
             .args([
                 "serve",
@@ -264,18 +270,20 @@ fn client_without_a_server_says_so() {
     );
 }
 
+/// The README's table of models is what `iomodels models --markdown`
+/// prints, ideas and all: both come from the one table in `model/mod.rs`.
 #[test]
-fn readme_lists_every_model() {
+fn readme_table_is_what_models_prints() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
         .expect("the README is at the repository root");
-    for model in Model::ALL {
-        let row = format!("| `{}`", model.name());
-        let link = format!("]({})", model.file());
-        assert!(
-            readme.contains(&row) && readme.contains(&link),
-            "README misses {model}"
-        );
-    }
+    let output = iomodels(&["models", "--markdown"]);
+    assert!(output.status.success());
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(table.lines().count(), Model::ALL.len() + 2);
+    assert!(
+        readme.contains(&table),
+        "the README's table of models is not what `iomodels models --markdown` prints:\n{table}"
+    );
 }
 
 #[test]

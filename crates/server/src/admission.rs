@@ -29,10 +29,26 @@ impl Default for OpenCount {
     }
 }
 
+/// One admitted connection's place in the [`OpenCount`], given back when
+/// it is dropped: a connection holds it for its whole life, so the count is
+/// taken and returned in one place whichever way the connection ends.
+#[derive(Debug)]
+pub(crate) struct Slot(OpenCount);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
 impl OpenCount {
-    /// Counts one more connection if the server has fewer than `max` open;
-    /// `false` means the client is to be closed at once.
-    pub(crate) fn admit(&self, max: usize) -> bool {
+    /// A place for one more connection if the server has fewer than `max`
+    /// open; `None` means the client is to be closed at once.
+    pub(crate) fn admit(&self, max: usize) -> Option<Slot> {
+        self.count_in(max).then(|| Slot(self.clone()))
+    }
+
+    fn count_in(&self, max: usize) -> bool {
         match self {
             Self::Local(open) => {
                 if open.fetch_add(1, Ordering::Relaxed) < max {
@@ -57,8 +73,7 @@ impl OpenCount {
         }
     }
 
-    /// Counts one connection less.
-    pub(crate) fn leave(&self) {
+    fn leave(&self) {
         match self {
             Self::Local(open) => open.fetch_sub(1, Ordering::Relaxed),
             Self::Shared { counters, mine } => {

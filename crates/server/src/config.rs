@@ -44,6 +44,10 @@ pub struct Config {
     /// Edge-triggered epoll for the epoll models (`--edge`): `epoll`,
     /// `reactors`, `prefork` and `hybrid`; level-triggered when false.
     pub edge: bool,
+    /// Closes a connection that has neither sent nor taken a byte for this
+    /// long (`--idle-timeout`); `None`, the default as in the course, keeps
+    /// idle clients for ever.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Config {
@@ -106,6 +110,37 @@ impl Config {
         socket.listen(i32::try_from(self.backlog).unwrap_or(i32::MAX))?;
         Ok(socket.into())
     }
+
+    /// `listener` and `n - 1` more bound on its address with `SO_REUSEPORT`:
+    /// one accept queue each, for the models that run a loop per listener
+    /// (`reactors`, `prefork`, `hybrid`).
+    ///
+    /// # Errors
+    ///
+    /// If one cannot be bound (most often: `listener` was made without
+    /// `SO_REUSEPORT`, which [`Model::listen`](crate::Model::listen) sets
+    /// for those models).
+    pub(crate) fn bind_beside(
+        &self,
+        listener: TcpListener,
+        n: usize,
+    ) -> std::io::Result<Vec<TcpListener>> {
+        let addr = listener.local_addr()?;
+        let mut listeners = vec![listener];
+        for _ in 1..n {
+            let more = self.bind(addr, true).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot bind another listener on {addr} ({e}); a loop per listener \
+                         needs one made with SO_REUSEPORT, as Model::listen makes"
+                    ),
+                )
+            })?;
+            listeners.push(more);
+        }
+        Ok(listeners)
+    }
 }
 
 impl Default for Config {
@@ -119,6 +154,7 @@ impl Default for Config {
             buffer: EchoSession::DEFAULT_CAPACITY,
             grace: Self::DEFAULT_GRACE,
             edge: false,
+            idle_timeout: None,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! - [`EchoSession`]: the sans-I/O session that owns every byte a model moves
 //!   (upper-casing, buffering, backpressure, half-close).
 //! - [`model`]: one file per model, each showing one I/O strategy behind the
-//!   contract written in `model/mod.rs`; [`Model`] lists them.
+//!   contract written in `model/mod.rs`, and declaring itself as a [`Model`];
+//!   [`Model::ALL`] lists them.
 //! - [`Config`] and [`Shutdown`]: what every model is told, and how it is
 //!   told to stop.
 //!
@@ -24,7 +25,8 @@
 //! let shutdown = Shutdown::new(Duration::from_secs(1)).unwrap();
 //! let server = {
 //!     let shutdown = shutdown.clone();
-//!     std::thread::spawn(move || Model::Thread.serve(listener, &config, &shutdown))
+//!     let thread = Model::named("thread").unwrap();
+//!     std::thread::spawn(move || thread.serve(listener, &config, &shutdown))
 //! };
 //!
 //! let mut client = TcpStream::connect(addr).unwrap();
@@ -43,13 +45,17 @@ mod accept;
 mod admission;
 mod blocking;
 mod config;
+mod connection;
+mod drain;
 pub mod model;
 mod readiness;
+mod reaper;
 mod session;
 mod shutdown;
+mod supervisor;
 mod sys;
 
 pub use config::Config;
-pub use model::{Family, Model, UnknownModel};
+pub use model::{Family, Flag, Model, UnknownModel};
 pub use session::EchoSession;
-pub use shutdown::Shutdown;
+pub use shutdown::{Phase, Shutdown};

@@ -20,6 +20,13 @@
 //! - **Half-close.** After the client's EOF ([`EchoSession::peer_closed`]) the
 //!   session still owes what is pending; [`EchoSession::is_done`] turns true
 //!   only once that is flushed, and then the model closes.
+//! - **The drain.** [`EchoSession::stop_after`] caps what the session still
+//!   takes at what the kernel already holds for the client; once that is
+//!   answered the session is done, and [`EchoSession::lingers`] says the
+//!   client has not closed its side: the model half-closes, then reads and
+//!   throws away ([`EchoSession::discard_buf`]) until the client's EOF, so
+//!   that bytes the client sends meanwhile never make the kernel reset the
+//!   connection while replies are still on their way.
 
 /// One connection's echo state: a fixed-size buffer of upper-cased bytes owed
 /// to the client, and whether the client has finished sending.
@@ -54,6 +61,9 @@ pub struct EchoSession {
     tail: usize,
     /// The client sent EOF: read nothing more, flush, then close.
     eof: bool,
+    /// Bytes the session still takes before it stops reading, once the
+    /// drain has set a limit ([`stop_after`](Self::stop_after)).
+    quota: Option<usize>,
 }
 
 impl EchoSession {
@@ -78,6 +88,7 @@ impl EchoSession {
             head: 0,
             tail: 0,
             eof: false,
+            quota: None,
         }
     }
 
@@ -113,12 +124,14 @@ impl EchoSession {
         self.head = 0;
         self.tail = 0;
         self.eof = false;
+        self.quota = None;
     }
 
     /// Where the next read should land: the free space of the buffer.
     ///
     /// Empty when the buffer is full (backpressure: stop reading until
-    /// [`sent`](Self::sent) frees room) or after [`peer_closed`](Self::peer_closed).
+    /// [`sent`](Self::sent) frees room), after [`peer_closed`](Self::peer_closed),
+    /// and once the drain's quota is used up; never longer than the quota.
     ///
     /// # Examples
     ///
@@ -133,7 +146,7 @@ impl EchoSession {
     /// assert_eq!(session.recv_buf().len(), 4); // drained: read again
     /// ```
     pub fn recv_buf(&mut self) -> &mut [u8] {
-        if self.eof {
+        if self.eof || self.quota == Some(0) {
             return &mut [];
         }
         if self.head == self.tail {
@@ -148,7 +161,10 @@ impl EchoSession {
             self.tail -= self.head;
             self.head = 0;
         }
-        &mut self.buf[self.tail..]
+        let end = self.quota.map_or(self.buf.len(), |quota| {
+            (self.tail + quota).min(self.buf.len())
+        });
+        &mut self.buf[self.tail..end]
     }
 
     /// Records that a read put `n` bytes at the start of
@@ -156,8 +172,10 @@ impl EchoSession {
     ///
     /// # Panics
     ///
-    /// If `n` is larger than the `recv_buf` just handed out: that is a bug in
-    /// the model, never an I/O condition.
+    /// If `n` is larger than the free space of the buffer: that is a bug in
+    /// the model, never an I/O condition. (It may exceed the drain's quota:
+    /// a read handed to the kernel before the drain began may bring more,
+    /// and what was read is answered.)
     ///
     /// # Examples
     ///
@@ -183,6 +201,9 @@ impl EchoSession {
         );
         self.buf[self.tail..self.tail + n].make_ascii_uppercase();
         self.tail += n;
+        if let Some(quota) = &mut self.quota {
+            *quota = quota.saturating_sub(n);
+        }
     }
 
     /// The upper-cased bytes still owed to the client, oldest first.
@@ -261,7 +282,7 @@ impl EchoSession {
     /// assert!(!session.wants_recv()); // full
     /// ```
     pub fn wants_recv(&self) -> bool {
-        !self.eof && self.tail - self.head < self.buf.len()
+        !self.eof && self.quota != Some(0) && self.tail - self.head < self.buf.len()
     }
 
     /// Whether the model should write to the client now: bytes are pending.
@@ -281,8 +302,10 @@ impl EchoSession {
         self.head < self.tail
     }
 
-    /// Whether the connection is finished: the client sent EOF and everything
-    /// owed to it has been written. The model shuts down its side and closes.
+    /// Whether the connection is finished: the client sent EOF (or the drain's
+    /// quota is used up) and everything owed to it has been written. The
+    /// model shuts down its side, and closes, after a lingering close if
+    /// [`lingers`](Self::lingers).
     ///
     /// # Examples
     ///
@@ -298,7 +321,72 @@ impl EchoSession {
     /// assert!(session.is_done());
     /// ```
     pub fn is_done(&self) -> bool {
-        self.eof && self.head == self.tail
+        (self.eof || self.quota == Some(0)) && self.head == self.tail
+    }
+
+    /// The drain: take at most `queued` more bytes (what the kernel holds
+    /// for this client when the drain begins, `SIOCINQ`), answer them, and
+    /// then be done. A second call can only lower the limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let mut session = EchoSession::new(16);
+    /// session.stop_after(3);
+    /// assert_eq!(session.recv_buf().len(), 3);
+    /// session.recv_buf().copy_from_slice(b"abc");
+    /// session.received(3);
+    /// assert!(!session.wants_recv());
+    /// session.sent(3);
+    /// assert!(session.is_done() && session.lingers());
+    /// ```
+    pub fn stop_after(&mut self, queued: usize) {
+        self.quota = Some(self.quota.map_or(queued, |quota| quota.min(queued)));
+    }
+
+    /// Whether a finished session's client may still be sending: the drain
+    /// ended it, not the client's EOF. The model then half-closes and reads
+    /// into [`discard_buf`](Self::discard_buf) until EOF (or the end of the
+    /// grace period) before it closes: closing a socket with unread bytes,
+    /// or receiving bytes on one shut for reading, makes the kernel send a
+    /// reset, which throws away the replies still on their way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let mut session = EchoSession::new(8);
+    /// session.peer_closed();
+    /// assert!(session.is_done() && !session.lingers()); // the client closed
+    /// ```
+    pub fn lingers(&self) -> bool {
+        self.is_done() && !self.eof
+    }
+
+    /// Where to read what a lingering client still sends, to throw it away:
+    /// the whole buffer, which owes nothing once the session is done.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let mut session = EchoSession::new(8);
+    /// session.stop_after(0);
+    /// assert!(session.lingers());
+    /// assert_eq!(session.discard_buf().len(), 8);
+    /// ```
+    pub fn discard_buf(&mut self) -> &mut [u8] {
+        if self.head == self.tail {
+            self.head = 0;
+            self.tail = 0;
+        }
+        // Never what is owed, should a model call it too early.
+        let free = self.tail;
+        &mut self.buf[free..]
     }
 }
 
@@ -370,6 +458,25 @@ mod tests {
     fn sending_more_than_pending_is_a_model_bug() {
         let mut session = EchoSession::new(4);
         session.sent(1);
+    }
+
+    #[test]
+    fn the_drain_caps_what_is_taken_and_reset_lifts_it() {
+        let mut session = EchoSession::new(8);
+        session.recv_buf()[..2].copy_from_slice(b"ab");
+        session.received(2);
+        session.stop_after(3);
+        session.stop_after(5); // a later, higher limit changes nothing
+        assert_eq!(session.recv_buf().len(), 3);
+        // A read lent out before the drain may bring more: it is answered.
+        session.received(4);
+        assert!(!session.wants_recv() && session.recv_buf().is_empty());
+        assert!(!session.is_done());
+        session.sent(6);
+        assert!(session.is_done() && session.lingers());
+        session.reset();
+        assert!(session.wants_recv() && !session.is_done());
+        assert_eq!(session.recv_buf().len(), 8);
     }
 
     #[test]
@@ -447,6 +554,48 @@ mod tests {
                 prop_assert!(session.pending().len() <= capacity);
             }
             prop_assert_eq!(output, python_upper(&input));
+        }
+
+        /// The drain at any point, with any quota: exactly what was read
+        /// before it plus the quota comes back, then the session is done
+        /// and lingers (the client never sent EOF).
+        #[test]
+        fn a_drain_answers_what_was_read_and_its_quota(
+            input in proptest::collection::vec(any::<u8>(), 1..20_000),
+            capacity in 1usize..4096,
+            drain_at in 0usize..20_000,
+            quota in 0usize..20_000,
+            chunk in 1usize..3000,
+        ) {
+            let mut session = EchoSession::new(capacity);
+            let (mut output, mut fed, mut drained) = (Vec::new(), 0, None);
+            while !session.is_done() {
+                if drained.is_none() && fed >= drain_at.min(input.len()) {
+                    session.stop_after(quota);
+                    drained = Some(fed);
+                }
+                if session.wants_recv() && fed < input.len() {
+                    let buf = session.recv_buf();
+                    let n = chunk.min(buf.len()).min(input.len() - fed);
+                    buf[..n].copy_from_slice(&input[fed..fed + n]);
+                    session.received(n);
+                    fed += n;
+                } else if session.wants_send() {
+                    let n = chunk.min(session.pending().len());
+                    output.extend_from_slice(&session.pending()[..n]);
+                    session.sent(n);
+                } else {
+                    // Everything was read before the quota ran out: EOF.
+                    session.peer_closed();
+                }
+                prop_assert!(session.pending().len() <= capacity);
+            }
+            let drained = drained.unwrap_or(fed);
+            let answered = input.len().min(drained + quota);
+            prop_assert_eq!(output, python_upper(&input[..answered]));
+            // The quota ran out before the input did: the client never
+            // said EOF, so the model must linger.
+            prop_assert_eq!(session.lingers(), drained + quota <= input.len());
         }
     }
 }

@@ -30,6 +30,29 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+/// Where a server's stop stands. Ordered: each phase implies the ones before.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use iomodels_server::{Phase, Shutdown};
+///
+/// let shutdown = Shutdown::new(Duration::from_secs(5)).unwrap();
+/// assert_eq!(shutdown.phase(), Phase::Running);
+/// shutdown.drain();
+/// assert!(shutdown.phase() >= Phase::Draining);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Accepting and serving.
+    Running,
+    /// No new clients; the connected ones are being answered.
+    Draining,
+    /// The grace period is over: close what is left.
+    Forced,
+}
+
 /// A cloneable handle on one server's stop: who asked, and how long is left.
 ///
 /// # Examples
@@ -242,6 +265,17 @@ impl Shutdown {
     pub fn is_forced(&self) -> bool {
         let state = self.lock();
         state.forced || state.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Where the stop stands now: one atomic load while running.
+    pub fn phase(&self) -> Phase {
+        if !self.is_draining() {
+            Phase::Running
+        } else if self.is_forced() {
+            Phase::Forced
+        } else {
+            Phase::Draining
+        }
     }
 
     /// When the grace period ends, once the drain has begun.

@@ -14,8 +14,8 @@
 //! proportional memory (PSS).
 //! And the bookkeeping the notes describe under 僵尸和孤儿: a child that exits
 //! stays a zombie until its parent collects its exit status with `waitpid`.
-//! Here a reaper thread does that the moment a child exits, so zombies never
-//! pile up.
+//! Here a reaper thread (`reaper.rs`, shared with `prefork`'s supervisor)
+//! does that the moment a child exits, so zombies never pile up.
 //!
 //! **When to pick it.** When isolation matters more than speed: untrusted
 //! parsing, privilege separation (OpenSSH forks per connection), or code that
@@ -25,67 +25,68 @@
 //! message, and the process table is the limit; beyond `--max-conns` a
 //! client is closed at once, and a failed `fork` costs only that client.
 //! Stopping needs signals: on the drain the parent sends each child SIGTERM
-//! (the child stops reading, flushes, exits); when the grace period ends,
-//! SIGKILL.
+//! (the child answers what it was sent, closes and exits); when the grace
+//! period ends, SIGKILL.
 
-use std::collections::HashSet;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread;
 
-use nix::errno::Errno;
-use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use crate::accept::{Backoff, accept, stop_accepting};
-use crate::{Config, EchoSession, Shutdown, blocking, sys};
+use crate::drain::{self, Left};
+use crate::reaper::{self, Children};
+use crate::sys::{self, OnTerm};
+use crate::{Config, EchoSession, Family, Model, Shutdown, blocking};
+
+/// `--model fork`.
+pub const MODEL: Model = Model::new(
+    "fork",
+    Family::Blocking,
+    file!(),
+    "a process per connection, reaped by the parent: isolation at fork's cost",
+    serve,
+);
 
 /// Accepts clients and forks a child for each until the drain, then waits for
 /// the children to finish (at most the grace period).
 ///
 /// # Errors
 ///
-/// If the listener breaks, or the reaper and watcher threads cannot start.
+/// If the listener breaks, or the reaper and drain threads cannot start.
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
     let listener = Arc::new(listener);
-    let children = Children::watch(&listener, shutdown)?;
+    let children = watch(&listener, shutdown)?;
     // Allocated once, here: each child gets its own copy-on-write copy of a
     // fresh session. The parent never uses it.
     let mut session = EchoSession::new(config.buffer);
     let mut backoff = Backoff::default();
     while let Some(stream) = accept(&listener, shutdown, &mut backoff)? {
-        // The lock is held across the fork, so the reaper cannot collect the
-        // child before its pid is recorded.
-        let mut live = children.lock();
-        if live.pids.len() >= config.max_conns {
+        if children.len() >= config.max_conns {
             tracing::debug!("at --max-conns {}: closing a new client", config.max_conns);
             continue;
         }
-        let forked = sys::fork_child(stream.as_raw_fd(), &[listener.as_raw_fd()], || {
-            // In the child: serve this one client, then exit with 0 if it
-            // ended cleanly, 1 if it broke off.
-            match blocking::echo(&stream, &mut session) {
-                Ok(()) => 0,
-                Err(_) => 1,
-            }
-        });
-        match forked {
-            Ok(pid) => {
-                live.pids.insert(pid);
-                // Admitted just as the drain began: tell it now, as the
-                // watcher told the others. (The child has its handler by
-                // the time the signal is delivered; see `sys::fork_child`.)
-                if live.draining {
-                    let _ = kill(pid, Signal::SIGTERM);
+        let (conn, listeners) = (stream.as_raw_fd(), [listener.as_raw_fd()]);
+        // A child forked as the drain begins is sent SIGTERM too.
+        let forked = children.spawn((), || {
+            let on_term = OnTerm::DrainConnection(conn);
+            sys::fork(std::io::stderr().lock(), &listeners, on_term, || {
+                // In the child: serve this one client, then exit with 0 if
+                // it ended cleanly, 1 if it broke off.
+                let draining = sys::child_draining();
+                match blocking::echo(&stream, &mut session, draining, config.idle_timeout) {
+                    Ok(()) => 0,
+                    Err(_) => 1,
                 }
-                children.changed.notify_all();
-            }
-            // EAGAIN: out of processes or memory. This client is closed
-            // below; the next one gets a fresh try.
-            Err(error) => tracing::warn!("cannot fork for a new client, closing it: {error}"),
+            })
+        });
+        // EAGAIN: out of processes or memory. This client is closed below;
+        // the next one gets a fresh try.
+        if let Err(error) = forked {
+            tracing::warn!("cannot fork for a new client, closing it: {error}");
         }
         // Dropping `stream` closes the parent's copy of the socket; the child
         // holds its own until it is done.
@@ -94,110 +95,32 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
     Ok(())
 }
 
-/// The live children, shared with the reaper and the drain watcher.
-#[derive(Debug, Default)]
-struct Children {
-    state: Mutex<Live>,
-    changed: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct Live {
-    /// Children forked and not yet reaped: their pids cannot be reused, so
-    /// signalling them is safe.
-    pids: HashSet<Pid>,
-    draining: bool,
-}
-
-impl Children {
-    /// Starts the two helper threads: the reaper, which collects each child
-    /// as it exits, and the watcher, which turns the drain into SIGTERM for
-    /// every child and the end of the grace period into SIGKILL.
-    fn watch(listener: &Arc<TcpListener>, shutdown: &Shutdown) -> io::Result<Arc<Self>> {
-        let children = Arc::new(Self::default());
-        let reaped = Arc::clone(&children);
-        thread::Builder::new()
-            .name("reaper".into())
-            .spawn(move || reaped.reap_forever())?;
-        let (watched, listener, shutdown) = (
-            Arc::clone(&children),
-            Arc::clone(listener),
-            shutdown.clone(),
-        );
-        thread::Builder::new().name("drain".into()).spawn(move || {
-            shutdown.wait_draining();
+/// Starts the two helper threads: the reaper, which collects each child as
+/// it exits, and the drain thread, which turns the drain into SIGTERM for
+/// every child and the end of the grace period into SIGKILL.
+fn watch(listener: &Arc<TcpListener>, shutdown: &Shutdown) -> io::Result<Arc<Children<()>>> {
+    let children = Arc::new(Children::default());
+    let reaped = Arc::clone(&children);
+    thread::Builder::new().name("reaper".into()).spawn(move || {
+        reaped.reap_forever(|_, (), status| {
+            // One debug line per child that did not end cleanly.
+            if !matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0)) {
+                tracing::debug!("{}", reaper::exit_line("child", &status));
+            }
+        })
+    })?;
+    let (drained, forced, listener) = (
+        Arc::clone(&children),
+        Arc::clone(&children),
+        Arc::clone(listener),
+    );
+    drain::watch(
+        shutdown,
+        move || {
             stop_accepting(&listener);
-            watched.signal_all(Signal::SIGTERM);
-            shutdown.wait_forced();
-            watched.signal_all(Signal::SIGKILL);
-        })?;
-        Ok(children)
-    }
-
-    /// Collects children as they exit, so none stays a zombie.
-    ///
-    /// `waitid(WNOWAIT)` learns which child exited *without* reaping it; the
-    /// pid is dropped from the set and only then reaped, under the lock, so
-    /// the watcher can never signal a pid that was reaped and reused.
-    fn reap_forever(&self) {
-        loop {
-            {
-                let mut live = self.lock();
-                while live.pids.is_empty() {
-                    live = self.changed.wait(live).unwrap_or_else(|e| e.into_inner());
-                }
-            }
-            match waitid(Id::All, WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
-                Ok(status) => {
-                    let Some(pid) = status.pid() else { continue };
-                    let mut live = self.lock();
-                    live.pids.remove(&pid);
-                    let _ = waitpid(pid, None);
-                    log_exit(status);
-                    self.changed.notify_all();
-                }
-                Err(Errno::EINTR) => {}
-                // No children at all, yet some recorded: they were reaped by
-                // someone else (only possible if the program embedding this
-                // model waits on its own). Forget them rather than spin.
-                Err(_) => {
-                    self.lock().pids.clear();
-                    self.changed.notify_all();
-                }
-            }
-        }
-    }
-
-    /// Signals every live child, and marks the drain as begun so a child
-    /// forked from now on is told too.
-    fn signal_all(&self, signal: Signal) {
-        let mut live = self.lock();
-        live.draining = true;
-        for &pid in &live.pids {
-            // ESRCH only: the child is a zombie the reaper is about to collect.
-            let _ = kill(pid, signal);
-        }
-    }
-
-    /// Blocks until every child has been reaped, or shortly after the stop
-    /// is forced, when every child was sent SIGKILL.
-    fn wait_empty(&self, shutdown: &Shutdown) {
-        shutdown.wait_while(self.lock(), &self.changed, |live| !live.pids.is_empty());
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Live> {
-        // Critical sections are set inserts and removes; a poisoned lock
-        // still holds a consistent set.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// One debug line per child that did not end cleanly.
-fn log_exit(status: WaitStatus) {
-    match status {
-        WaitStatus::Exited(_, 0) => {}
-        WaitStatus::Exited(pid, code) => tracing::debug!("child {pid} exited with {code}"),
-        WaitStatus::Signaled(pid, signal, _) => tracing::debug!("child {pid} killed by {signal}"),
-        other => tracing::debug!("child changed state: {other:?}"),
-    }
+            drained.signal_all(Signal::SIGTERM);
+        },
+        move || Left::Connections(forced.signal_all(Signal::SIGKILL)),
+    )?;
+    Ok(children)
 }

@@ -5,10 +5,10 @@
 //! `--processes 4 --threads 2` and gevent inside. Here each level does one
 //! job:
 //! - *processes* for isolation: a worker that crashes or leaks takes only
-//!   its own clients with it, and the parent replaces it (`prefork`'s
-//!   supervisor, unchanged);
+//!   its own clients with it, and the parent replaces it (the supervisor
+//!   of `prefork`, `supervisor.rs`);
 //! - *threads* for cores, without a process's memory per core: each thread
-//!   is an epoll loop of its own (`reactors`, unchanged);
+//!   is an epoll loop of its own (`readiness/epoll.rs`, as in `reactors`);
 //! - *an event loop* for connections: thousands per thread, each a
 //!   session, with no thread or stack per client (the role gevent's
 //!   coroutines play in uWSGI).
@@ -22,13 +22,11 @@
 //! **Its cost.** A process per `--processes` and a thread per loop; per
 //! message, the same as `epoll`. What is gained over `prefork` is memory and
 //! start-up (fewer processes for the same cores); what is gained over
-//! `reactors` is isolation. Measured on 2 cores
-//! (`bench/results/2026-11-27/completion-costs.md`, one client thread, 100
-//! connections, 64-byte requests): 82.6k requests/s, 0.73x one `epoll`
-//! thread's, and 11.2 us of server CPU per request against 8.4: four loops
-//! share the one core the client leaves, and each wake-up of a loop that
-//! finds one or two clients ready costs what one loop would have spent on
-//! all of them.
+//! `reactors` is isolation. On 2 cores shared with the bench's client it
+//! served 0.73x one `epoll` thread's requests at 100 connections
+//! (`bench/results/2026-11-27/completion-costs.md`): four loops share the
+//! one core the client leaves, and each wake-up of a loop that finds one or
+//! two clients ready costs what one loop would have spent on all of them.
 //!
 //! **When to pick it.** Machines with many cores, running code that may
 //! crash or leak, where a process per core costs too much memory: the
@@ -44,34 +42,46 @@
 use std::io;
 use std::net::TcpListener;
 
-use crate::model::{prefork, reactors};
-use crate::{Config, Shutdown};
+use crate::{Config, Family, Flag, Model, Shutdown, supervisor};
+
+/// `--model hybrid`.
+pub const MODEL: Model = Model::new(
+    "hybrid",
+    Family::Multiplexing,
+    file!(),
+    "--processes processes x --workers epoll threads each: processes for \
+     isolation, threads for cores, an event loop for connections",
+    serve,
+)
+.taking(&[Flag::Workers, Flag::Processes, Flag::Edge])
+.reusing_port()
+.with_standing_workers(processes);
 
 /// Processes without `--processes`, and threads per process without
 /// `--workers`: two of each, so both levels exist.
 const DEFAULT: usize = 2;
 
 /// How many worker processes: `--processes`, or 2.
-pub(crate) fn processes(config: &Config) -> usize {
+fn processes(config: &Config) -> usize {
     config.processes.map_or(DEFAULT, |n| n.get())
 }
 
 /// How many epoll threads in each process: `--workers`, or 2.
-pub(crate) fn threads(config: &Config) -> usize {
+fn threads(config: &Config) -> usize {
     config.workers_or(DEFAULT)
 }
 
 /// Binds one listener per thread of every process and hands each process
-/// its share to `prefork`'s supervisor, until the drain is over.
+/// its share to the supervisor, until the drain is over.
 ///
 /// # Errors
 ///
 /// If the listeners cannot be bound, or the first workers cannot be forked.
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
     let (processes, threads) = (processes(config), threads(config));
-    let mut listeners = reactors::bind_beside(listener, processes * threads, config)?.into_iter();
+    let mut listeners = config.bind_beside(listener, processes * threads)?.into_iter();
     let groups = (0..processes)
         .map(|_| listeners.by_ref().take(threads).collect())
         .collect();
-    prefork::supervise(groups, config, shutdown)
+    supervisor::run(groups, config, shutdown)
 }

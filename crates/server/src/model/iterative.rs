@@ -18,47 +18,33 @@
 //! request", as the notes say of `recv(1024)`. A slow reader blocks the
 //! server in `write`, and with it everyone queued behind.
 //!
-//! This file also serves the thread pool: a pool of N threads is N of these
-//! loops sharing one listener (see `thread_pool.rs`).
+//! The loop itself is `blocking::one_at_a_time`, which the thread pool runs
+//! N times over one listener (see `thread_pool.rs`).
 
 use std::io;
 use std::net::TcpListener;
 
-use crate::accept::{Backoff, accept};
-use crate::blocking::{self, Conns};
-use crate::{Config, EchoSession, Shutdown};
+use crate::blocking::{Registry, one_at_a_time};
+use crate::{Config, Family, Model, Shutdown};
+
+/// `--model iterative`.
+pub const MODEL: Model = Model::new(
+    "iterative",
+    Family::Blocking,
+    file!(),
+    "one client at a time with blocking calls; the next waits in the backlog",
+    serve,
+)
+.with_capacity(|_| 1);
 
 /// Serves clients one after another until the drain; see the module docs.
 ///
 /// # Errors
 ///
-/// If the listener breaks, or the drain watcher cannot start.
+/// If the listener breaks, or the drain thread cannot start.
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
     // The registry lets the drain reach this thread while it is blocked in
     // `read` or `write`; see `blocking.rs`.
-    let conns = Conns::watch(&listener, config.max_conns, shutdown)?;
-    one_at_a_time(&listener, &conns, config, shutdown)
-}
-
-/// The iterative loop itself: accept a client, echo it until it leaves, then
-/// accept the next. Returns when the drain begins.
-pub(crate) fn one_at_a_time(
-    listener: &TcpListener,
-    conns: &std::sync::Arc<Conns>,
-    config: &Config,
-    shutdown: &Shutdown,
-) -> io::Result<()> {
-    // One buffer for the life of the loop: clients never overlap, so each
-    // one gets it fresh after the last has gone.
-    let mut session = EchoSession::new(config.buffer);
-    let mut backoff = Backoff::default();
-    while let Some(stream) = accept(listener, shutdown, &mut backoff)? {
-        let Some(conn) = conns.admit(stream) else {
-            continue;
-        };
-        session.reset();
-        // Everything else waits while this runs: that is the model.
-        blocking::serve(&conn, &mut session);
-    }
-    Ok(())
+    let registry = Registry::watch(&listener, config.max_conns, shutdown)?;
+    one_at_a_time(&listener, &registry, config, shutdown)
 }

@@ -1,10 +1,14 @@
-//! The model contract, and the registry of every model `iomodels` can serve with.
+//! The model contract, and the one table of every model `iomodels` can serve with.
 //!
 //! # The contract
 //!
-//! A model is one file with one entry point,
-//! `pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()>`,
-//! that shows one I/O strategy and nothing else. Every model must:
+//! A model is one file that shows one I/O strategy and nothing else. It
+//! declares itself next to its essay, as a `pub const MODEL: Model` (its
+//! name, family, idea, the flags it takes, and its `serve`), and the
+//! [`models!`] list below gathers every file's `MODEL` into [`Model::ALL`].
+//! Its entry point,
+//! `fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()>`,
+//! must:
 //!
 //! 1. **Accept** clients from `listener` until [`Shutdown`] starts the drain,
 //!    through the shared accept rules (`crate::accept`): a client that
@@ -21,14 +25,28 @@
 //!    then shut down the write side and close.
 //! 5. **Contain failure**: an I/O error ends that connection only; nothing
 //!    panics on I/O; a client beyond `--max-conns` is accepted and closed at
-//!    once; SIGPIPE never kills the server.
-//! 6. **Stop** when told: on the drain, accept no one new and stop reading
-//!    each client once what it sent is in, echoing all of it back; when the
-//!    stop is forced (the grace period is over), close what is left; then
-//!    return `Ok(())`, so `iomodels serve` exits 0.
+//!    once; SIGPIPE never kills the server; with `--idle-timeout`, a client
+//!    that has neither sent nor taken a byte for that long is closed.
+//! 6. **Stop** when told, losing nothing: on the drain, accept no one new;
+//!    answer each client everything the server had received from it (its
+//!    session and the kernel's queue, `crate::drain`); then half-close and
+//!    read and throw away what it still sends until its EOF (a lingering
+//!    close: the kernel would reset a connection closed with bytes unread,
+//!    and take the replies still on their way with it). When the stop is
+//!    forced (the grace period is over), close what is left; then return
+//!    `Ok(())`, so `iomodels serve` exits 0.
 //!
-//! The conformance suite in `crates/server/tests/` checks every point against
-//! every model listed in [`Model::ALL`].
+//! The conformance suite in `crates/server/tests/conformance/` checks every
+//! point against every model listed in [`Model::ALL`].
+//!
+//! # Adding a model
+//!
+//! Write `model/<name>.rs`: the essay, `pub const MODEL: Model =
+//! Model::new(...)`, and `serve`, built on the shared cores (`blocking`,
+//! `readiness`, `supervisor`), never on another model file. Then add the
+//! file's name to [`models!`] below. The command line, `iomodels models`,
+//! `bench --model`, the README's table (checked by a test) and the
+//! conformance suite all read [`Model::ALL`].
 
 use std::fmt;
 use std::io;
@@ -37,66 +55,113 @@ use std::str::FromStr;
 
 use crate::{Config, Shutdown};
 
-pub mod epoll;
-pub mod fork;
-pub mod hybrid;
-pub mod iterative;
-pub mod nonblocking;
-pub mod poll;
-pub mod prefork;
-pub mod reactors;
-pub mod select;
-pub mod sigio;
-pub mod thread;
-pub mod thread_pool;
-pub mod tokio;
-pub mod uring;
+/// Declares every model file and gathers their `MODEL`s into
+/// [`Model::ALL`], in the order `iomodels models` lists them. Adding a model
+/// is one line here.
+macro_rules! models {
+    ($($file:ident),* $(,)?) => {
+        $(pub mod $file;)*
 
-/// Every model, named as on the command line (`--model thread-pool` is
-/// [`Model::ThreadPool`], served by `model/thread_pool.rs`).
+        impl Model {
+            /// Every model, in the order `iomodels models` lists them.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use iomodels_server::Model;
+            ///
+            /// let names: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
+            /// assert_eq!(&names[..5], ["iterative", "thread", "thread-pool", "fork", "prefork"]);
+            /// assert_eq!(&names[5..11], ["nonblocking", "select", "poll", "epoll", "reactors", "hybrid"]);
+            /// assert_eq!(&names[11..], ["sigio", "uring", "tokio"]);
+            /// ```
+            // `self::`: `tokio` is both a model file and a crate.
+            pub const ALL: &'static [&'static Model] = &[$(&self::$file::MODEL),*];
+        }
+    };
+}
+
+models! {
+    iterative,
+    thread,
+    thread_pool,
+    fork,
+    prefork,
+    nonblocking,
+    select,
+    poll,
+    epoll,
+    reactors,
+    hybrid,
+    sigio,
+    uring,
+    tokio,
+}
+
+/// A model's entry point: serve on the listener until the drain is over.
+pub type Serve = fn(TcpListener, &Config, &Shutdown) -> io::Result<()>;
+
+/// What a model file declares about itself, next to its essay: everything
+/// the command line, `iomodels models`, the bench and the conformance suite
+/// know of it. Each file has one, `MODEL`; [`Model::ALL`] lists them.
 ///
 /// # Examples
 ///
 /// ```
-/// use iomodels_server::Model;
+/// use iomodels_server::{Family, Flag, Model};
 ///
-/// let model: Model = "thread-pool".parse().unwrap();
-/// assert_eq!(model, Model::ThreadPool);
+/// let model = Model::named("thread-pool").unwrap();
 /// assert_eq!(model.file(), "crates/server/src/model/thread_pool.rs");
-/// assert!("no-such-model".parse::<Model>().is_err());
+/// assert_eq!(model.family(), Family::Blocking);
+/// assert!(model.takes(Flag::Workers) && !model.takes(Flag::Edge));
+/// assert!(Model::named("no-such-model").is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Model {
-    /// One client at a time, with blocking calls.
-    Iterative,
-    /// A thread per connection.
-    Thread,
-    /// A fixed set of threads, each serving one connection at a time.
-    ThreadPool,
-    /// A process per connection.
-    Fork,
-    /// A fixed set of processes, forked up front, each an epoll loop; the
-    /// parent replaces any that dies.
-    Prefork,
-    /// One thread polls every non-blocking socket in a loop that never sleeps.
-    Nonblocking,
-    /// One thread waits on every socket with select(2).
-    Select,
-    /// One thread waits on every socket with poll(2).
-    Poll,
-    /// One thread waits with epoll: level-triggered, or edge-triggered with `--edge`.
-    Epoll,
-    /// One epoll loop per core, each with its own `SO_REUSEPORT` listener.
-    Reactors,
-    /// `--processes` processes, each with `--workers` epoll threads.
-    Hybrid,
-    /// Sockets raise a real-time signal when ready; one thread takes them.
-    Sigio,
-    /// One thread hands whole operations to the kernel with io_uring and
-    /// collects their completions.
-    Uring,
-    /// A task per connection on tokio's multi-thread runtime.
-    Tokio,
+#[derive(Clone, Copy)]
+pub struct Model {
+    name: &'static str,
+    family: Family,
+    file: &'static str,
+    idea: &'static str,
+    serve: Serve,
+    takes: &'static [Flag],
+    capacity: Option<fn(&Config) -> usize>,
+    standing_workers: Option<fn(&Config) -> usize>,
+    preflight: Option<fn() -> io::Result<()>>,
+    reuse_port: bool,
+    idles: bool,
+    watch_limit: Option<usize>,
+    variants: &'static [&'static [&'static str]],
+}
+
+/// A flag of `iomodels serve` that only some models take; the others
+/// refuse it (a usage error) rather than ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// `--workers`: a fixed number of threads or processes.
+    Workers,
+    /// `--processes`: worker processes, each with `--workers` threads.
+    Processes,
+    /// `--edge`: edge-triggered epoll.
+    Edge,
+}
+
+impl Flag {
+    /// The flag as written on the command line.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::Flag;
+    ///
+    /// assert_eq!(Flag::Edge.name(), "--edge");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Workers => "--workers",
+            Self::Processes => "--processes",
+            Self::Edge => "--edge",
+        }
+    }
 }
 
 /// Which of the course's five I/O models a [`Model`] uses to wait for data.
@@ -122,7 +187,7 @@ impl Family {
     /// ```
     /// use iomodels_server::Model;
     ///
-    /// assert_eq!(Model::Fork.family().name(), "blocking");
+    /// assert_eq!(Model::named("fork").unwrap().family().name(), "blocking");
     /// ```
     pub fn name(self) -> &'static str {
         match self {
@@ -136,183 +201,144 @@ impl Family {
 }
 
 impl Model {
-    /// Every model, in the order `iomodels models` lists them.
-    pub const ALL: [Model; 14] = [
-        Self::Iterative,
-        Self::Thread,
-        Self::ThreadPool,
-        Self::Fork,
-        Self::Prefork,
-        Self::Nonblocking,
-        Self::Select,
-        Self::Poll,
-        Self::Epoll,
-        Self::Reactors,
-        Self::Hybrid,
-        Self::Sigio,
-        Self::Uring,
-        Self::Tokio,
-    ];
+    /// A model named `name` (its `--model` value), of `family`, implemented
+    /// in `file` (the file's own `file!()`), whose `idea` is one line, and
+    /// which serves with `serve`. It takes no optional flag, serves any
+    /// number of clients up to `--max-conns`, keeps no worker processes and
+    /// needs nothing checked before it listens, until the builder methods
+    /// below say otherwise.
+    pub const fn new(
+        name: &'static str,
+        family: Family,
+        file: &'static str,
+        idea: &'static str,
+        serve: Serve,
+    ) -> Self {
+        Self {
+            name,
+            family,
+            file,
+            idea,
+            serve,
+            takes: &[],
+            capacity: None,
+            standing_workers: None,
+            preflight: None,
+            reuse_port: false,
+            idles: true,
+            watch_limit: None,
+            variants: &[],
+        }
+    }
+
+    /// The optional flags it takes.
+    pub const fn taking(mut self, flags: &'static [Flag]) -> Self {
+        self.takes = flags;
+        self
+    }
+
+    /// How many clients its design serves at once, below `--max-conns`.
+    pub const fn with_capacity(mut self, capacity: fn(&Config) -> usize) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// How many worker processes it keeps running for as long as it serves.
+    pub const fn with_standing_workers(mut self, workers: fn(&Config) -> usize) -> Self {
+        self.standing_workers = Some(workers);
+        self
+    }
+
+    /// What to check before it listens, so that a server that cannot run
+    /// says why (an `Unsupported` error) instead of printing its ready line.
+    pub const fn with_preflight(mut self, preflight: fn() -> io::Result<()>) -> Self {
+        self.preflight = Some(preflight);
+        self
+    }
+
+    /// Its listener needs `SO_REUSEPORT`: it binds more listeners beside it.
+    pub const fn reusing_port(mut self) -> Self {
+        self.reuse_port = true;
+        self
+    }
+
+    /// It never sleeps, by design: the busy poller.
+    pub const fn never_idle(mut self) -> Self {
+        self.idles = false;
+        self
+    }
+
+    /// It cannot watch a descriptor numbered `limit` or more (`select`).
+    pub const fn watching_below(mut self, limit: usize) -> Self {
+        self.watch_limit = Some(limit);
+        self
+    }
+
+    /// Flag sets that make a variant worth checking as a model of its own
+    /// (`epoll --edge`): the conformance suite runs every case for each.
+    pub const fn with_variants(mut self, variants: &'static [&'static [&'static str]]) -> Self {
+        self.variants = variants;
+        self
+    }
 
     /// What `iomodels serve` runs without `--model`: the fastest readiness
-    /// model. That is `epoll` (`bench/results/2026-11-26/`). With every
-    /// connection busy, `select`, `poll` and `epoll` are within about 10%
-    /// of each other, `poll` ahead by that much in two runs: a wait that
-    /// returns many ready sockets shares its O(n) among them. Beside 1000
-    /// idle connections `epoll` kept its 101k requests/s, where `select`
-    /// and `poll` fell to 26k. On 2 cores shared with the bench's client,
-    /// `reactors` came behind `epoll`. `uring` was faster still
-    /// (`bench/results/2026-11-27/`: 122k requests/s at 100 connections
-    /// against `epoll`'s 98k), but it needs Linux 5.19 and an io_uring that
-    /// no sysctl or seccomp profile has switched off: the default is the
-    /// fastest model that runs everywhere.
-    pub const DEFAULT: Model = Self::Epoll;
-
-    /// The model's name on the command line.
+    /// model that runs everywhere, `epoll` (see `model/epoll.rs` for the
+    /// figures behind the choice).
     ///
     /// # Examples
     ///
     /// ```
     /// use iomodels_server::Model;
     ///
-    /// let names: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
-    /// assert_eq!(&names[..5], ["iterative", "thread", "thread-pool", "fork", "prefork"]);
-    /// assert_eq!(&names[5..11], ["nonblocking", "select", "poll", "epoll", "reactors", "hybrid"]);
-    /// assert_eq!(&names[11..], ["sigio", "uring", "tokio"]);
+    /// assert_eq!(Model::DEFAULT.name(), "epoll");
     /// ```
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Iterative => "iterative",
-            Self::Thread => "thread",
-            Self::ThreadPool => "thread-pool",
-            Self::Fork => "fork",
-            Self::Prefork => "prefork",
-            Self::Nonblocking => "nonblocking",
-            Self::Select => "select",
-            Self::Poll => "poll",
-            Self::Epoll => "epoll",
-            Self::Reactors => "reactors",
-            Self::Hybrid => "hybrid",
-            Self::Sigio => "sigio",
-            Self::Uring => "uring",
-            Self::Tokio => "tokio",
-        }
+    pub const DEFAULT: &'static Model = &epoll::MODEL;
+
+    /// The model called `name` on the command line.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownModel`], which lists the names there are.
+    pub fn named(name: &str) -> Result<&'static Model, UnknownModel> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|m| m.name == name)
+            .ok_or_else(|| UnknownModel(name.to_owned()))
+    }
+
+    /// The model's name on the command line.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// How the model waits for I/O, in the course's terms.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use iomodels_server::{Family, Model};
-    ///
-    /// assert_eq!(Model::Thread.family(), Family::Blocking);
-    /// ```
-    pub fn family(self) -> Family {
-        match self {
-            Self::Iterative | Self::Thread | Self::ThreadPool | Self::Fork => Family::Blocking,
-            Self::Nonblocking => Family::NonBlocking,
-            // tokio waits with epoll under its async/await, and the
-            // process models run epoll loops.
-            Self::Select
-            | Self::Poll
-            | Self::Epoll
-            | Self::Reactors
-            | Self::Prefork
-            | Self::Hybrid
-            | Self::Tokio => Family::Multiplexing,
-            Self::Sigio => Family::SignalDriven,
-            Self::Uring => Family::Asynchronous,
-        }
+    pub fn family(&self) -> Family {
+        self.family
     }
 
     /// The file that implements it, relative to the repository root.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use iomodels_server::Model;
-    ///
-    /// assert_eq!(Model::Iterative.file(), "crates/server/src/model/iterative.rs");
-    /// ```
-    pub fn file(self) -> &'static str {
-        match self {
-            Self::Iterative => "crates/server/src/model/iterative.rs",
-            Self::Thread => "crates/server/src/model/thread.rs",
-            Self::ThreadPool => "crates/server/src/model/thread_pool.rs",
-            Self::Fork => "crates/server/src/model/fork.rs",
-            Self::Prefork => "crates/server/src/model/prefork.rs",
-            Self::Nonblocking => "crates/server/src/model/nonblocking.rs",
-            Self::Select => "crates/server/src/model/select.rs",
-            Self::Poll => "crates/server/src/model/poll.rs",
-            Self::Epoll => "crates/server/src/model/epoll.rs",
-            Self::Reactors => "crates/server/src/model/reactors.rs",
-            Self::Hybrid => "crates/server/src/model/hybrid.rs",
-            Self::Sigio => "crates/server/src/model/sigio.rs",
-            Self::Uring => "crates/server/src/model/uring.rs",
-            Self::Tokio => "crates/server/src/model/tokio.rs",
-        }
+    pub fn file(&self) -> &'static str {
+        self.file
     }
 
     /// The idea in one line.
+    pub fn idea(&self) -> &'static str {
+        self.idea
+    }
+
+    /// Whether `flag` means something to this model.
     ///
     /// # Examples
     ///
     /// ```
-    /// use iomodels_server::Model;
+    /// use iomodels_server::{Flag, Model};
     ///
-    /// assert!(Model::ThreadPool.idea().contains("caps concurrent clients"));
+    /// let epoll = Model::named("epoll").unwrap();
+    /// assert!(epoll.takes(Flag::Edge) && !epoll.takes(Flag::Processes));
     /// ```
-    pub fn idea(self) -> &'static str {
-        match self {
-            Self::Iterative => {
-                "one client at a time with blocking calls; the next waits in the backlog"
-            }
-            Self::Thread => "a thread per connection; each blocks on its own client",
-            Self::ThreadPool => {
-                "--workers threads each serve one connection at a time; the pool size \
-                 caps concurrent clients, the rest wait until a worker frees"
-            }
-            Self::Fork => {
-                "a process per connection, reaped by the parent: isolation at fork's cost"
-            }
-            Self::Nonblocking => NONBLOCKING_IDEA,
-            Self::Select => {
-                "one thread, select(2) on bitmaps rebuilt every call: O(n) per wait; \
-                 refuses clients whose descriptor is past FD_SETSIZE (1024)"
-            }
-            Self::Poll => {
-                "one thread, poll(2) on an array of every socket: no limit, O(n) per wait"
-            }
-            Self::Epoll => {
-                "one thread, epoll: the kernel keeps the interest list, a wait returns only \
-                 the ready sockets (level-triggered; --edge for edge-triggered)"
-            }
-            Self::Reactors => {
-                "one epoll loop per core (--workers), each with its own SO_REUSEPORT \
-                 listener: nothing shared on the hot path"
-            }
-            Self::Sigio => {
-                "sockets raise a real-time signal when ready (O_ASYNC, F_SETSIG), taken \
-                 with sigtimedwait; a full signal queue falls back to a rescan"
-            }
-            Self::Prefork => {
-                "--workers processes forked up front, each an epoll loop on its own \
-                 SO_REUSEPORT listener; the parent replaces a worker that dies"
-            }
-            Self::Hybrid => {
-                "--processes processes x --workers epoll threads each: processes for \
-                 isolation, threads for cores, an event loop for connections"
-            }
-            Self::Uring => {
-                "one thread submits whole operations (accept, recv, send) to io_uring \
-                 and reaps their completions: many operations per system call"
-            }
-            Self::Tokio => {
-                "a task per connection on tokio's multi-thread runtime, written with \
-                 async/await: the mainstream Rust answer"
-            }
-        }
+    pub fn takes(&self, flag: Flag) -> bool {
+        self.takes.contains(&flag)
     }
 
     /// How many clients it serves at once, for the models whose design caps
@@ -325,28 +351,65 @@ impl Model {
     /// use iomodels_server::{Config, Model};
     ///
     /// let config = Config { workers: NonZeroUsize::new(4), ..Config::default() };
-    /// assert_eq!(Model::Iterative.capacity(&config), Some(1));
-    /// assert_eq!(Model::ThreadPool.capacity(&config), Some(4));
-    /// assert_eq!(Model::Thread.capacity(&config), None);
+    /// assert_eq!(Model::named("iterative").unwrap().capacity(&config), Some(1));
+    /// assert_eq!(Model::named("thread-pool").unwrap().capacity(&config), Some(4));
+    /// assert_eq!(Model::named("thread").unwrap().capacity(&config), None);
     /// ```
-    pub fn capacity(self, config: &Config) -> Option<usize> {
-        match self {
-            Self::Iterative => Some(1),
-            Self::ThreadPool => Some(thread_pool::workers(config)),
-            Self::Thread
-            | Self::Fork
-            | Self::Prefork
-            | Self::Nonblocking
-            | Self::Select
-            | Self::Poll
-            | Self::Epoll
-            | Self::Reactors
-            | Self::Hybrid
-            | Self::Sigio
-            | Self::Uring
-            | Self::Tokio => None,
-        }
-        .map(|capacity| capacity.min(config.max_conns))
+    pub fn capacity(&self, config: &Config) -> Option<usize> {
+        self.capacity
+            .map(|capacity| capacity(config).min(config.max_conns))
+    }
+
+    /// How many worker processes the model keeps running under the one that
+    /// was started, for as long as it serves: `prefork`'s and `hybrid`'s.
+    /// The other models fork none, or one per client (`fork`): 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use iomodels_server::{Config, Model};
+    ///
+    /// let config = Config { workers: NonZeroUsize::new(3), ..Config::default() };
+    /// assert_eq!(Model::named("prefork").unwrap().standing_workers(&config), 3);
+    /// assert_eq!(Model::named("hybrid").unwrap().standing_workers(&config), 2); // --processes
+    /// assert_eq!(Model::named("fork").unwrap().standing_workers(&config), 0);
+    /// ```
+    pub fn standing_workers(&self, config: &Config) -> usize {
+        self.standing_workers.map_or(0, |workers| workers(config))
+    }
+
+    /// Whether it can run here: `Err` (of kind `Unsupported`, saying why and
+    /// what to do) for a model this machine cannot run, such as `uring` on a
+    /// kernel without io_uring. `iomodels serve` checks it before it listens.
+    ///
+    /// # Errors
+    ///
+    /// Why the model cannot run here.
+    pub fn preflight(&self) -> io::Result<()> {
+        self.preflight.map_or(Ok(()), |check| check())
+    }
+
+    /// Whether its listener needs `SO_REUSEPORT` (it binds more beside it).
+    pub fn reuses_port(&self) -> bool {
+        self.reuse_port
+    }
+
+    /// Whether it sleeps when it has nothing to do: every model but the busy
+    /// poller, whose lesson is the core it burns.
+    pub fn idles(&self) -> bool {
+        self.idles
+    }
+
+    /// The lowest descriptor number it cannot watch, for `select`, whose
+    /// bitmaps stop at `FD_SETSIZE`; `None` for no such limit.
+    pub fn watch_limit(&self) -> Option<usize> {
+        self.watch_limit
+    }
+
+    /// Flag sets that the conformance suite checks as models of their own.
+    pub fn variants(&self) -> &'static [&'static [&'static str]] {
+        self.variants
     }
 
     /// Serves on `listener` until `shutdown` says stop; see the contract above
@@ -357,34 +420,17 @@ impl Model {
     /// Only for failures of the server as a whole: the listener breaking, or
     /// threads that cannot start. A client's errors never surface here.
     pub fn serve(
-        self,
+        &self,
         listener: TcpListener,
         config: &Config,
         shutdown: &Shutdown,
     ) -> io::Result<()> {
         crate::sys::ignore_sigpipe()?;
-        match self {
-            Self::Iterative => iterative::serve(listener, config, shutdown),
-            Self::Thread => thread::serve(listener, config, shutdown),
-            Self::ThreadPool => thread_pool::serve(listener, config, shutdown),
-            Self::Fork => fork::serve(listener, config, shutdown),
-            Self::Prefork => prefork::serve(listener, config, shutdown),
-            Self::Nonblocking => nonblocking::serve(listener, config, shutdown),
-            Self::Select => select::serve(listener, config, shutdown),
-            Self::Poll => poll::serve(listener, config, shutdown),
-            Self::Epoll => epoll::serve(listener, config, shutdown),
-            Self::Reactors => reactors::serve(listener, config, shutdown),
-            Self::Hybrid => hybrid::serve(listener, config, shutdown),
-            Self::Sigio => sigio::serve(listener, config, shutdown),
-            Self::Uring => uring::serve(listener, config, shutdown),
-            // `self::`: the model's file, not the crate it is written with.
-            Self::Tokio => self::tokio::serve(listener, config, shutdown),
-        }
+        (self.serve)(listener, config, shutdown)
     }
 
     /// Binds the listener this model serves on: [`Config::listen`], with
-    /// `SO_REUSEPORT` for the models that bind more listeners beside it
-    /// (`reactors`, `prefork`, `hybrid`).
+    /// `SO_REUSEPORT` for the models that bind more listeners beside it.
     ///
     /// `SO_REUSEPORT` would also let a second server of the same user bind
     /// the same port and silently take half its clients. So for those models
@@ -401,82 +447,40 @@ impl Model {
     /// use iomodels_server::{Config, Model};
     ///
     /// let config = Config { addr: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
-    /// let listener = Model::Reactors.listen(&config).unwrap();
+    /// let listener = Model::named("reactors").unwrap().listen(&config).unwrap();
     /// assert_ne!(listener.local_addr().unwrap().port(), 0);
     /// ```
-    pub fn listen(self, config: &Config) -> io::Result<TcpListener> {
+    pub fn listen(&self, config: &Config) -> io::Result<TcpListener> {
         let plain = config.bind(config.addr, false)?;
-        if !matches!(self, Self::Reactors | Self::Prefork | Self::Hybrid) {
+        if !self.reuse_port {
             return Ok(plain);
         }
         // The port is ours (and picked, if port 0 was asked for): release
-        // it and bind it again to share among the reactors. A listener that
+        // it and bind it again to share among the loops. A listener that
         // was never connected to leaves no TIME_WAIT behind.
         let addr = plain.local_addr()?;
         drop(plain);
         config.bind(addr, true)
     }
+}
 
-    /// How many worker processes the model keeps running under the one that
-    /// was started, for as long as it serves: `prefork`'s and `hybrid`'s.
-    /// The other models fork none, or one per client (`fork`): 0.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::num::NonZeroUsize;
-    /// use iomodels_server::{Config, Model};
-    ///
-    /// let config = Config { workers: NonZeroUsize::new(3), ..Config::default() };
-    /// assert_eq!(Model::Prefork.standing_workers(&config), 3);
-    /// assert_eq!(Model::Hybrid.standing_workers(&config), 2); // --processes
-    /// assert_eq!(Model::Fork.standing_workers(&config), 0);
-    /// ```
-    pub fn standing_workers(self, config: &Config) -> usize {
-        match self {
-            Self::Prefork => prefork::workers(config),
-            Self::Hybrid => hybrid::processes(config),
-            _ => 0,
-        }
-    }
-
-    /// Whether `--edge` means something to this model.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use iomodels_server::Model;
-    ///
-    /// assert!(Model::Epoll.takes_edge() && !Model::Poll.takes_edge());
-    /// ```
-    pub fn takes_edge(self) -> bool {
-        matches!(
-            self,
-            Self::Epoll | Self::Reactors | Self::Prefork | Self::Hybrid
-        )
-    }
-
-    /// Whether `--processes` means something to this model.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use iomodels_server::Model;
-    ///
-    /// assert!(Model::Hybrid.takes_processes() && !Model::Prefork.takes_processes());
-    /// ```
-    pub fn takes_processes(self) -> bool {
-        self == Self::Hybrid
+impl PartialEq for Model {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
     }
 }
 
-/// The busy-polling model's idea, with what it was measured to burn.
-const NONBLOCKING_IDEA: &str = "one thread tries accept, read and write on every non-blocking \
-     socket in a loop that never sleeps; measured: 100% of a core with no clients at all";
+impl Eq for Model {}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Model({})", self.name)
+    }
+}
 
 impl fmt::Display for Model {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(self.name)
     }
 }
 
@@ -486,7 +490,7 @@ pub struct UnknownModel(pub String);
 
 impl fmt::Display for UnknownModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
+        let names: Vec<_> = Model::ALL.iter().map(|m| m.name).collect();
         write!(
             f,
             "no model named {:?} (models: {})",
@@ -498,13 +502,10 @@ impl fmt::Display for UnknownModel {
 
 impl std::error::Error for UnknownModel {}
 
-impl FromStr for Model {
+impl FromStr for &'static Model {
     type Err = UnknownModel;
     fn from_str(name: &str) -> Result<Self, UnknownModel> {
-        Self::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| UnknownModel(name.to_owned()))
+        Model::named(name)
     }
 }
 
@@ -514,19 +515,46 @@ mod tests {
     use std::path::Path;
 
     #[test]
-    fn names_files_and_variants_match() {
+    fn names_and_files_match() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         for model in Model::ALL {
             let stem = model.name().replace('-', "_");
             assert_eq!(model.file(), format!("crates/server/src/model/{stem}.rs"));
-            assert_eq!(format!("{model:?}").to_lowercase(), stem.replace('_', ""));
             let source = std::fs::read_to_string(root.join(model.file())).unwrap();
             assert!(
                 source.starts_with("//!"),
                 "{} must open with a //! line",
                 model.file()
             );
-            assert_eq!(model.name().parse::<Model>(), Ok(model));
+            assert_eq!(Model::named(model.name()), Ok(*model));
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for (i, a) in Model::ALL.iter().enumerate() {
+            assert!(
+                Model::ALL[i + 1..].iter().all(|b| a.name() != b.name()),
+                "two models are named {a}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_model_file_imports_another() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for model in Model::ALL {
+            let source = std::fs::read_to_string(root.join(model.file())).unwrap();
+            for other in Model::ALL.iter().filter(|m| m != &model) {
+                let module = other.name().replace('-', "_");
+                for import in [format!("model::{module}"), format!("super::{module}")] {
+                    assert!(
+                        !source.contains(&import),
+                        "{} imports {import}: a model file builds on the shared cores only",
+                        model.file()
+                    );
+                }
+            }
         }
     }
 }

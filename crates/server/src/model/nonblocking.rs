@@ -2,7 +2,9 @@
 //!
 //! **The idea.** The course's 非阻塞IO server: make the listener and every
 //! client non-blocking, so no call ever waits, and loop for ever: try to
-//! accept, then try to read from each client and write back to it. A call
+//! accept, then try to read from each client and write back to it. It is
+//! the loop of `select` and `poll` (`readiness::Loop::run_scanning`) with a
+//! "wait" that does not wait: it says everything is ready. A call
 //! with nothing to do fails at once with `EAGAIN` (Python's
 //! `BlockingIOError`), and the loop moves on. One thread serves everyone,
 //! with no kernel multiplexer at all.
@@ -18,16 +20,12 @@
 //! millions of `accept` calls a second that all say `EAGAIN`. With clients,
 //! every pass makes one `read` per client, ready or not, so each message pays
 //! for every idle client's failed `read`. Measured on 2 cores
-//! (`bench/results/2026-11-26/readiness-costs.md`, `bench/readiness_costs.py`):
-//! - **100% of a core with no clients**, 99% with 1000 connected clients
-//!   that send nothing (`select`, `poll`, `epoll` and `sigio`: 0%);
-//! - with 10 busy clients it keeps up with `epoll` (9.0 us of server CPU per
-//!   request, 109k requests/s, since the core it burns is then doing work);
-//! - with 10 busy clients beside 1000 silent ones: 95.5 us per request and
-//!   10k requests/s, against `epoll`'s 8.4 us and 103k/s. Every message pays
-//!   for a thousand failed reads.
-//!
-//! `iomodels models` shows the idle figure.
+//! (`bench/results/2026-11-26/readiness-costs.md`): 100% of a core with no
+//! clients at all (every other model: 0%), and with 10 busy clients beside
+//! 1000 silent ones 95.5 us of server CPU per request, against `epoll`'s
+//! 8.4: every message pays for a thousand failed reads. With only busy
+//! clients it keeps up with `epoll`, since the core it burns is then doing
+//! work. `iomodels models` shows the idle figure.
 //!
 //! **When to pick it.** Almost never for sockets. Busy polling pays off only
 //! where latency must be the lowest possible and a core is reserved for it
@@ -41,8 +39,19 @@
 use std::io;
 use std::net::TcpListener;
 
-use crate::readiness::{Loop, Phase};
-use crate::{Config, Shutdown};
+use crate::readiness::{Found, Loop, Watch, fd};
+use crate::{Config, Family, Model, Shutdown};
+
+/// `--model nonblocking`.
+pub const MODEL: Model = Model::new(
+    "nonblocking",
+    Family::NonBlocking,
+    file!(),
+    "one thread tries accept, read and write on every non-blocking socket in a \
+     loop that never sleeps; measured: 100% of a core with no clients at all",
+    serve,
+)
+.never_idle();
 
 /// Serves on `listener` by polling every socket in a loop until the drain is
 /// over.
@@ -51,25 +60,16 @@ use crate::{Config, Shutdown};
 ///
 /// Only if the listener breaks.
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
-    let mut server = Loop::single(listener, config, shutdown)?;
-    let mut fds = Vec::new();
-    loop {
-        if server.phase() == Phase::Over {
-            return Ok(());
-        }
-        // Try to accept; `EAGAIN` means no one is waiting. While descriptors
-        // are exhausted the listener is left alone for the back-off period,
-        // which here saves one failed call per pass, not a core: the core is
-        // spent either way.
-        if server.acceptor.watching() {
-            server.acceptor.accept(&mut server.conns, |_| Ok(()))?;
-        }
-        // Ask every client: a read if its session has room, a write if it
-        // owes bytes. Most of these fail with `EAGAIN`; that is the model.
-        fds.clear();
-        fds.extend(server.conns.iter().map(|conn| conn.fd()));
-        for &fd in &fds {
-            server.serve(fd, true);
-        }
-    }
+    Loop::single(listener, config, shutdown)?.run_scanning(ask_everyone, |_| Ok(()))
+}
+
+/// The "wait": none. Try to accept (`EAGAIN` means no one is waiting; while
+/// descriptors are exhausted the listener is left alone for the back-off
+/// period, which here saves one failed call per pass, not a core), and ask
+/// every client: a read if its session has room, a write if it owes bytes.
+/// Most of these fail with `EAGAIN`; that is the model.
+fn ask_everyone(watch: Watch<'_>, found: &mut Found) -> io::Result<()> {
+    found.accept = watch.listener.is_some();
+    found.ready.extend(watch.conns.iter().map(|conn| (fd(conn), true)));
+    Ok(())
 }

@@ -10,11 +10,10 @@
 //! that fired. It beats `select` past a few hundred clients because the
 //! array holds only the descriptors watched (not every number up to the
 //! highest), and it has no limit, but a busy client among thousands of idle
-//! ones pays for all of them on every message. Measured on 2 cores
-//! (`bench/results/2026-11-26/readiness-costs.md`): 9.8, 10.6 and 12.0 us of server
-//! CPU per request at 10, 100 and 1000 busy connections (`epoll`: 9.3, 10.8,
-//! 10.7), but 52.0 us with 10 busy clients beside 1000 silent ones (`select`
-//! 71.1, `epoll` 8.4).
+//! ones pays for all of them on every message: with 10 busy clients beside
+//! 1000 silent ones it spent 52 us of server CPU per request, where `epoll`
+//! spent 8.4 (`bench/results/2026-11-26/readiness-costs.md`, with the
+//! busy-only runs).
 //!
 //! **Why the array is rebuilt here.** Rust's `PollFd` borrows the socket it
 //! watches, which is what makes a closed descriptor impossible to poll by
@@ -32,13 +31,21 @@
 
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::AsFd;
 
-use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
 
-use crate::readiness::{Loop, Phase, wait_timeout};
-use crate::{Config, Shutdown};
+use crate::readiness::{Found, Interest, Loop, Watch, fd, wait_timeout};
+use crate::{Config, Family, Model, Shutdown};
+
+/// `--model poll`.
+pub const MODEL: Model = Model::new(
+    "poll",
+    Family::Multiplexing,
+    file!(),
+    "one thread, poll(2) on an array of every socket: no limit, O(n) per wait",
+    serve,
+);
 
 /// Serves on `listener` with a `poll` loop until the drain is over.
 ///
@@ -46,68 +53,44 @@ use crate::{Config, Shutdown};
 ///
 /// Only if the listener breaks.
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
-    let mut server = Loop::single(listener, config, shutdown)?;
-    let mut running = true;
-    // (descriptor, readable) of each ready client, reused across turns.
-    let mut ready: Vec<(RawFd, bool)> = Vec::new();
-    loop {
-        match server.phase() {
-            Phase::Running | Phase::Draining => {}
-            Phase::DrainBegan => running = false,
-            Phase::Over => return Ok(()),
-        }
-        let listening = server.acceptor.watching();
-        let timeout = wait_timeout(server.timeout());
-        let accept;
-        {
-            // The fixed entries first: the listener and the shutdown.
-            let mut fds = Vec::with_capacity(server.conns.len() + 2);
-            let listener = server.acceptor.listener().filter(|_| listening);
-            if let Some(listener) = listener {
-                fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
-            }
-            if running {
-                fds.push(PollFd::new(shutdown.as_fd(), PollFlags::POLLIN));
-            }
-            let fixed = fds.len();
-            // One entry per connection, in the table's order.
-            for conn in server.conns.iter() {
-                let interest = conn.interest();
-                let mut events = PollFlags::empty();
-                if interest.read {
-                    events |= PollFlags::POLLIN;
-                }
-                if interest.write {
-                    events |= PollFlags::POLLOUT;
-                }
-                fds.push(PollFd::new(conn.stream().as_fd(), events));
-            }
+    Loop::single(listener, config, shutdown)?.run_scanning(wait, |_| Ok(()))
+}
 
-            match poll(&mut fds, timeout) {
-                Ok(_) => {}
-                Err(Errno::EINTR) => continue,
-                Err(errno) => return Err(errno.into()),
-            }
-
-            // Scan every entry for what fired: errors and hang-ups are
-            // reported whether asked for or not, and a read collects them.
-            let fired = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
-            accept = listener.is_some() && !fired(&fds[0]).is_empty();
-            ready.clear();
-            for (conn, fd) in server.conns.iter().zip(&fds[fixed..]) {
-                let revents = fired(fd);
-                if !revents.is_empty() {
-                    let readable = revents
-                        .intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR);
-                    ready.push((conn.fd(), readable));
-                }
-            }
+/// One `poll` call over everything `watch` holds.
+fn wait(watch: Watch<'_>, found: &mut Found) -> io::Result<()> {
+    // The fixed entries first: the listener and the shutdown.
+    let mut fds = Vec::with_capacity(watch.conns.len() + 2);
+    if let Some(listener) = watch.listener {
+        fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
+    }
+    if let Some(shutdown) = watch.shutdown {
+        fds.push(PollFd::new(shutdown.as_fd(), PollFlags::POLLIN));
+    }
+    let fixed = fds.len();
+    // One entry per connection, in the table's order.
+    for conn in watch.conns.iter() {
+        let interest = Interest::of(conn);
+        let mut events = PollFlags::empty();
+        if interest.read {
+            events |= PollFlags::POLLIN;
         }
-        for &(fd, readable) in &ready {
-            server.serve(fd, readable);
+        if interest.write {
+            events |= PollFlags::POLLOUT;
         }
-        if accept {
-            server.acceptor.accept(&mut server.conns, |_| Ok(()))?;
+        fds.push(PollFd::new(conn.stream.as_fd(), events));
+    }
+    poll(&mut fds, wait_timeout(watch.timeout))?;
+    // Scan every entry for what fired: errors and hang-ups are reported
+    // whether asked for or not, and a read collects them.
+    let fired = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
+    found.accept = watch.listener.is_some() && !fired(&fds[0]).is_empty();
+    for (conn, entry) in watch.conns.iter().zip(&fds[fixed..]) {
+        let revents = fired(entry);
+        if !revents.is_empty() {
+            let readable =
+                revents.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR);
+            found.ready.push((fd(conn), readable));
         }
     }
+    Ok(())
 }

@@ -1,6 +1,6 @@
-//! One epoll reactor per core: N independent `epoll` loops, each on its own thread with its own SO_REUSEPORT listener.
+//! One epoll reactor per core: N independent epoll loops, each on its own thread with its own SO_REUSEPORT listener.
 //!
-//! **The idea.** One `epoll` loop uses one core. To use them all without
+//! **The idea.** One `epoll` loop (`readiness/epoll.rs`) uses one core. To use them all without
 //! sharing anything, run one loop per core, each a complete server: its own
 //! thread, its own epoll, its own connections and its own listening socket.
 //! All the listeners are bound to the same address with `SO_REUSEPORT`, and
@@ -19,17 +19,13 @@
 //! while another idles, and nothing moves a connection afterwards (a
 //! work-stealing runtime like tokio's does, at the price of sharing). When a
 //! reactor's listener closes, the clients queued on it (not yet accepted)
-//! are reset rather than handed to another queue. Measured on 2 cores
-//! (`bench/results/2026-11-26/readiness-costs.md`, one client thread, 100
-//! connections, 64-byte requests, 5 alternated rounds): 9.79 us of server CPU
-//! per request, 1.03x the `tokio-echo` peer's, at 91k requests/s against
-//! single-threaded `epoll`'s 103k; in a second run (`readiness-costs-2.md`)
-//! 97.5k against 103.8k, at 9.51 against 8.90 us per request; in the
-//! README's matrix 72.8k, 97.2k and 99.8k at 10, 100 and 1000 connections,
-//! against `epoll`'s 108.8k, 107.5k and 98.9k. On this machine the bench's
-//! client needs a core too, so the second reactor competes with it instead
-//! of adding one, and two threads that sleep and wake cost more CPU than
-//! one: the model pays off on machines with cores to spare.
+//! are reset rather than handed to another queue. On 2 cores shared with
+//! the bench's client it served 0.88x one `epoll` thread's requests at 100
+//! connections (`bench/results/2026-11-27/completion-costs.md`; more in
+//! `bench/results/2026-11-26/`): the second reactor competes with the
+//! client for a core instead of adding one, and two threads that sleep and
+//! wake cost more CPU than one. The model pays off on machines with cores
+//! to spare.
 //!
 //! **When to pick it.** Many connections and more than one core, with
 //! requests that are short and alike: HTTP front ends, caches, proxies.
@@ -43,17 +39,26 @@
 
 use std::io;
 use std::net::TcpListener;
-use std::panic::{self, AssertUnwindSafe};
-use std::thread;
 
 use crate::admission::OpenCount;
 use crate::config::cores;
-use crate::model::epoll;
-use crate::readiness::Loop;
-use crate::{Config, Shutdown};
+use crate::readiness::epoll;
+use crate::{Config, Family, Flag, Model, Shutdown};
+
+/// `--model reactors`.
+pub const MODEL: Model = Model::new(
+    "reactors",
+    Family::Multiplexing,
+    file!(),
+    "one epoll loop per core (--workers), each with its own SO_REUSEPORT \
+     listener: nothing shared on the hot path",
+    serve,
+)
+.taking(&[Flag::Workers, Flag::Edge])
+.reusing_port();
 
 /// How many reactors: `--workers`, or one per core.
-pub(crate) fn workers(config: &Config) -> usize {
+fn workers(config: &Config) -> usize {
     config.workers_or(cores())
 }
 
@@ -66,92 +71,7 @@ pub(crate) fn workers(config: &Config) -> usize {
 /// without `SO_REUSEPORT`) or a reactor's thread cannot start; if one
 /// reactor fails, the others are stopped and its error is returned.
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
-    let listeners = bind_beside(listener, workers(config), config)?;
+    let listeners = config.bind_beside(listener, workers(config))?;
     // One count of open connections for --max-conns, across all reactors.
-    run_all(listeners, config, shutdown, OpenCount::default())
-}
-
-/// `listener` and `n - 1` more bound on its address with `SO_REUSEPORT`:
-/// one accept queue each, for `reactors` and the process models.
-///
-/// # Errors
-///
-/// If one cannot be bound (most often: `listener` was made without
-/// `SO_REUSEPORT`).
-pub(crate) fn bind_beside(
-    listener: TcpListener,
-    n: usize,
-    config: &Config,
-) -> io::Result<Vec<TcpListener>> {
-    let addr = listener.local_addr()?;
-    let mut listeners = vec![listener];
-    for _ in 1..n {
-        let more = config.bind(addr, true).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot bind another listener on {addr} ({e}); reactors needs a \
-                     listener with SO_REUSEPORT, as Model::listen makes"
-                ),
-            )
-        })?;
-        listeners.push(more);
-    }
-    Ok(listeners)
-}
-
-/// One epoll loop per listener, each on its own thread, counting in `open`,
-/// until the drain is over; a single listener is served on the calling
-/// thread.
-///
-/// # Errors
-///
-/// If a reactor's thread cannot start, or a reactor fails: the others are
-/// then stopped and its error is returned.
-pub(crate) fn run_all(
-    mut listeners: Vec<TcpListener>,
-    config: &Config,
-    shutdown: &Shutdown,
-    open: OpenCount,
-) -> io::Result<()> {
-    if listeners.len() == 1 {
-        let listener = listeners.pop().expect("one listener");
-        return epoll::run(Loop::new(listener, config, shutdown, open)?, config.edge);
-    }
-    thread::scope(|scope| {
-        let mut reactors = Vec::new();
-        for (i, listener) in listeners.into_iter().enumerate() {
-            let open = open.clone();
-            let reactor = thread::Builder::new()
-                .name(format!("reactor-{i}"))
-                .spawn_scoped(scope, move || {
-                    let result = panic::catch_unwind(AssertUnwindSafe(|| {
-                        Loop::new(listener, config, shutdown, open)
-                            .and_then(|server| epoll::run(server, config.edge))
-                    }));
-                    // One reactor down, by error or panic, is a broken
-                    // server: stop the rest at once, then report it.
-                    if !matches!(result, Ok(Ok(()))) {
-                        shutdown.force();
-                    }
-                    result.unwrap_or_else(|p| panic::resume_unwind(p))
-                });
-            match reactor {
-                Ok(reactor) => reactors.push(reactor),
-                Err(error) => {
-                    shutdown.force();
-                    return Err(error);
-                }
-            }
-        }
-        let mut outcome = Ok(());
-        for reactor in reactors {
-            // A reactor never panics on I/O; a panic is a bug, passed on.
-            let result = reactor.join().unwrap_or_else(|p| panic::resume_unwind(p));
-            if outcome.is_ok() {
-                outcome = result;
-            }
-        }
-        outcome
-    })
+    epoll::run_each(listeners, config, shutdown, OpenCount::default())
 }

@@ -9,19 +9,12 @@
 //! **Its cost.** Everything in `select` is O(n), as the notes warn: the loop
 //! fills the bitmaps (n), the kernel copies them in, polls each descriptor
 //! and copies them out (n, up to the highest descriptor number), and the loop
-//! scans them for the ready bits (n again). With one busy client among many
-//! idle ones, every message pays for all of them. Measured on 2 cores
-//! (`bench/results/2026-11-26/readiness-costs.md`, one client thread, 64-byte
-//! requests), server CPU per request:
-//!
-//! | | 10 conns | 100 | 1000 | 10 busy + 1000 silent |
-//! |---|---:|---:|---:|---:|
-//! | `select` | 10.0 us | 9.5 us | 12.0 us | 71.1 us (11k req/s) |
-//! | `epoll` | 9.3 us | 10.8 us | 10.7 us | 8.4 us (103k req/s) |
-//!
-//! With every client busy, a call returns many ready descriptors and the
-//! O(n) is shared among them: `select` keeps up. With a silent crowd, each
-//! call does the whole O(n) for a few messages, and `select` is 8x `epoll`.
+//! scans them for the ready bits (n again). With every client busy, a call
+//! returns many ready descriptors and the O(n) is shared among them:
+//! `select` keeps up with `epoll`. With a silent crowd, each call does the
+//! whole O(n) for a few messages: with 10 busy clients beside 1000 silent
+//! ones it spent 71 us of server CPU per request, 8x `epoll`
+//! (`bench/results/2026-11-26/readiness-costs.md`, with the busy-only runs).
 //!
 //! **The 1024 limit.** The bitmaps are `FD_SETSIZE` (1024) bits, fixed when
 //! libc was built. Setting a bit at or past it writes outside the bitmap:
@@ -43,12 +36,22 @@ use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
-use nix::errno::Errno;
 use nix::sys::select::{FD_SETSIZE, FdSet, select};
 use nix::sys::time::{TimeVal, TimeValLike};
 
-use crate::readiness::{Loop, Phase};
-use crate::{Config, Shutdown};
+use crate::readiness::{Found, Interest, Loop, Watch, fd};
+use crate::{Config, Family, Model, Shutdown};
+
+/// `--model select`.
+pub const MODEL: Model = Model::new(
+    "select",
+    Family::Multiplexing,
+    file!(),
+    "one thread, select(2) on bitmaps rebuilt every call: O(n) per wait; \
+     refuses clients whose descriptor is past FD_SETSIZE (1024)",
+    serve,
+)
+.watching_below(FD_SETSIZE);
 
 /// Whether `fd` has a bit in a `fd_set`: the one check that keeps `select`
 /// sound.
@@ -73,73 +76,49 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
             )));
         }
     }
-    let mut server = Loop::single(listener, config, shutdown)?;
-    let mut running = true;
-    // (descriptor, readable) of each ready client, reused across turns.
-    let mut ready: Vec<(RawFd, bool)> = Vec::new();
-    loop {
-        match server.phase() {
-            Phase::Running | Phase::Draining => {}
-            Phase::DrainBegan => running = false,
-            Phase::Over => return Ok(()),
+    Loop::single(listener, config, shutdown)?.run_scanning(wait, |conn| {
+        // A client the bitmaps cannot hold never enters the table.
+        if fits(fd(conn)) {
+            return Ok(());
         }
-        let listening = server.acceptor.watching();
-        let mut timeout = server
-            .timeout()
-            .map(|t| TimeVal::milliseconds(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)));
-        let accept;
-        {
-            // Build both bitmaps from scratch: `select` overwrote the last ones.
-            let mut reads = FdSet::new();
-            let mut writes = FdSet::new();
-            if running {
-                reads.insert(shutdown.as_fd());
-            }
-            let listener = server.acceptor.listener().filter(|_| listening);
-            if let Some(listener) = listener {
-                reads.insert(listener.as_fd());
-            }
-            for conn in server.conns.iter() {
-                let interest = conn.interest();
-                if interest.read {
-                    reads.insert(conn.stream().as_fd());
-                }
-                if interest.write {
-                    writes.insert(conn.stream().as_fd());
-                }
-            }
+        tracing::warn!(
+            "select: refusing a client: its descriptor {} is past FD_SETSIZE ({FD_SETSIZE})",
+            fd(conn)
+        );
+        Err(io::Error::other("past FD_SETSIZE"))
+    })
+}
 
-            match select(None, &mut reads, &mut writes, None, timeout.as_mut()) {
-                Ok(_) => {}
-                Err(Errno::EINTR) => continue,
-                Err(errno) => return Err(errno.into()),
-            }
-
-            // Scan for the ready bits: n more checks, ready or not.
-            accept = listener.is_some_and(|l| reads.contains(l.as_fd()));
-            ready.clear();
-            for conn in server.conns.iter() {
-                let fd = conn.stream().as_fd();
-                let readable = reads.contains(fd);
-                if readable || writes.contains(fd) {
-                    ready.push((conn.fd(), readable));
-                }
-            }
+/// One `select` call over everything `watch` holds.
+fn wait(watch: Watch<'_>, found: &mut Found) -> io::Result<()> {
+    // Build both bitmaps from scratch: `select` overwrote the last ones.
+    let mut reads = FdSet::new();
+    let mut writes = FdSet::new();
+    if let Some(shutdown) = watch.shutdown {
+        reads.insert(shutdown.as_fd());
+    }
+    if let Some(listener) = watch.listener {
+        reads.insert(listener.as_fd());
+    }
+    for conn in watch.conns.iter() {
+        let interest = Interest::of(conn);
+        if interest.read {
+            reads.insert(conn.stream.as_fd());
         }
-        for &(fd, readable) in &ready {
-            server.serve(fd, readable);
-        }
-        if accept {
-            server.acceptor.accept(&mut server.conns, |conn| {
-                if fits(conn.fd()) {
-                    return Ok(());
-                }
-                tracing::warn!(
-                    "select: refusing a client: its descriptor {} is past FD_SETSIZE ({FD_SETSIZE})",
-                    conn.fd()
-                );
-                Err(io::Error::other("past FD_SETSIZE"))
-            })?;
+        if interest.write {
+            writes.insert(conn.stream.as_fd());
         }
     }
+    let mut timeout = (watch.timeout)
+        .map(|t| TimeVal::milliseconds(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)));
+    select(None, &mut reads, &mut writes, None, timeout.as_mut())?;
+    // Scan for the ready bits: n more checks, ready or not.
+    found.accept = watch.listener.is_some_and(|l| reads.contains(l.as_fd()));
+    for conn in watch.conns.iter() {
+        let readable = reads.contains(conn.stream.as_fd());
+        if readable || writes.contains(conn.stream.as_fd()) {
+            found.ready.push((fd(conn), readable));
+        }
+    }
+    Ok(())
 }

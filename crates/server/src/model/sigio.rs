@@ -13,9 +13,8 @@
 //! **Edge, not level.** A signal is sent when something *happens* (bytes
 //! arrive, room frees up after a write that would block), not while a state
 //! lasts. So each connection is served until it would block, as with
-//! edge-triggered epoll, and two things get no signal and are done by the
-//! loop itself: a new connection's bytes that arrived before it was set up,
-//! and the drain (shutting a socket's read side sends nothing).
+//! edge-triggered epoll, and one thing gets no signal and is done by the
+//! loop itself: a new connection's bytes that arrived before it was set up.
 //!
 //! **Overflow.** The real-time queue is bounded (`RLIMIT_SIGPENDING`, shared
 //! by every process of the user). When it is full the kernel sends a plain
@@ -34,13 +33,10 @@
 //! over. And no readiness for anything but sockets, pipes and terminals.
 //!
 //! **Measured** on 2 cores (`bench/results/2026-11-26/readiness-costs.md`):
-//! 10.15 us of server CPU per request at 100 busy connections, 1.07x the
-//! `tokio-echo` peer and 1.11x `epoll` in the same rounds: one
-//! `sigtimedwait` per event is dearer than a share of one `epoll_wait`, but
-//! by less than folklore has it, since the kernel's TCP path dominates. With
-//! 1000 silent clients it is as cheap as `epoll` (8.3 us): like epoll it
-//! hears only from sockets that changed. The test that lowers
-//! `RLIMIT_SIGPENDING` to 4 shows the rescan path working.
+//! at 100 busy connections, 1.11x `epoll`'s server CPU per request in the
+//! same rounds: one `sigtimedwait` per event is dearer than a share of one
+//! `epoll_wait`, but by less than folklore has it, since the kernel's TCP
+//! path dominates.
 //!
 //! **When to pick it.** For a handful of descriptors in a program that must
 //! not block and has no loop to put them in. For servers, `epoll`.
@@ -50,9 +46,19 @@ use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
-use crate::readiness::{Loop, Phase};
+use crate::readiness::{Loop, Step, fd};
 use crate::sys::sigio::{SignalSet, signal_when_ready};
-use crate::{Config, Shutdown};
+use crate::{Config, Family, Model, Shutdown};
+
+/// `--model sigio`.
+pub const MODEL: Model = Model::new(
+    "sigio",
+    Family::SignalDriven,
+    file!(),
+    "sockets raise a real-time signal when ready (O_ASYNC, F_SETSIG), taken \
+     with sigtimedwait; a full signal queue falls back to a rescan",
+    serve,
+);
 
 /// The real-time signal the sockets raise. glibc keeps the first two for
 /// itself (`SIGRTMIN()` is past them); the offset keeps clear of libraries
@@ -101,24 +107,18 @@ fn run(
     let mut accept_due = true;
     let mut overflowed = false;
     loop {
-        match server.phase() {
-            Phase::Running | Phase::Draining => {}
-            // Shutting the read sides raised no signal: serve each client
-            // until it would block, which reads up to its EOF; then look at
-            // the phase again, as that may have finished them all.
-            Phase::DrainBegan => {
-                rescan(&mut server);
-                continue;
-            }
-            Phase::Over => return Ok(()),
+        // The drain sends no signal of its own: what it leaves a connection
+        // to read was announced when it arrived.
+        if server.tick() == Step::Return {
+            return Ok(());
         }
         // Turns that ran out of budget go on first (the wait below does not
         // sleep while any is left), then clients no signal will announce.
-        server.serve_again();
+        server.turn_again();
         let mut timeout = server.timeout();
-        if accept_due && server.acceptor.watching() {
+        if accept_due && server.listening() {
             accept_due = accept(&mut server, signal)?;
-            if accept_due && server.acceptor.resumes_at().is_none() {
+            if accept_due && !server.pausing() {
                 timeout = Some(Duration::ZERO); // a full batch: more are queued
             }
         }
@@ -136,14 +136,14 @@ fn run(
                 );
                 overflowed = true;
             }
-            rescan(&mut server);
+            server.turn_all_until_blocked();
             accept_due = true;
-        } else if Some(delivery.fd) == server.acceptor.fd() {
+        } else if Some(delivery.fd) == server.listener_fd() {
             accept_due = true;
         } else if delivery.fd != shutdown_fd {
             // A connection, or a stale signal for a descriptor closed since:
             // serving an unknown or idle descriptor does nothing.
-            server.serve_until_blocked(delivery.fd);
+            server.turn_until_blocked(delivery.fd);
         }
     }
 }
@@ -155,21 +155,13 @@ fn run(
 /// listener is paused).
 fn accept(server: &mut Loop<'_>, signal: libc::c_int) -> io::Result<bool> {
     let mut fresh: Vec<RawFd> = Vec::new();
-    let more = server.acceptor.accept(&mut server.conns, |conn| {
-        signal_when_ready(conn.stream(), signal)?;
-        fresh.push(conn.fd());
+    let more = server.accept(|conn| {
+        signal_when_ready(&conn.stream, signal)?;
+        fresh.push(fd(conn));
         Ok(())
     })?;
     for fd in fresh {
-        server.serve_until_blocked(fd);
+        server.turn_until_blocked(fd);
     }
-    Ok(more || server.acceptor.resumes_at().is_some())
-}
-
-/// Serves every connection until it would block: after an overflow, and at
-/// the start of the drain.
-fn rescan(server: &mut Loop<'_>) {
-    for fd in server.conns.fds() {
-        server.serve_until_blocked(fd);
-    }
+    Ok(more || server.pausing())
 }

@@ -28,8 +28,17 @@ use std::net::TcpListener;
 use std::thread;
 
 use crate::accept::{Backoff, accept};
-use crate::blocking::{self, Conns};
-use crate::{Config, EchoSession, Shutdown};
+use crate::blocking::Registry;
+use crate::{Config, EchoSession, Family, Model, Shutdown};
+
+/// `--model thread`.
+pub const MODEL: Model = Model::new(
+    "thread",
+    Family::Blocking,
+    file!(),
+    "a thread per connection; each blocks on its own client",
+    serve,
+);
 
 /// Stack size for connection threads. The echo loop needs a few KiB; the rest
 /// is headroom for logging. Production servers tune this the same way.
@@ -40,23 +49,23 @@ const STACK_SIZE: usize = 128 * 1024;
 ///
 /// # Errors
 ///
-/// If the listener breaks, or the drain watcher cannot start.
+/// If the listener breaks, or the drain thread cannot start.
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
-    let conns = Conns::watch(&listener, config.max_conns, shutdown)?;
+    let registry = Registry::watch(&listener, config.max_conns, shutdown)?;
     let mut backoff = Backoff::default();
     while let Some(stream) = accept(&listener, shutdown, &mut backoff)? {
         // Beyond --max-conns the client is closed here, before any thread.
-        let Some(conn) = conns.admit(stream) else {
+        let Some(conn) = registry.admit(stream) else {
             continue;
         };
-        let buffer = config.buffer;
+        let (buffer, idle) = (config.buffer, config.idle_timeout);
         let spawned = thread::Builder::new()
             .name("conn".into())
             .stack_size(STACK_SIZE)
             .spawn(move || {
                 // The session is allocated by the thread that uses it.
                 let mut session = EchoSession::new(buffer);
-                blocking::serve(&conn, &mut session);
+                conn.echo(&mut session, idle);
             });
         // Out of threads (EAGAIN) or memory: the closure, and the connection
         // in it, are dropped, which closes this one client. The next accept
@@ -65,8 +74,8 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
             tracing::warn!("cannot start a thread for a new client, closing it: {error}");
         }
     }
-    // Draining: each thread ends when its client has its replies, or when the
-    // grace period is over and the watcher shuts the sockets.
-    conns.wait_empty(shutdown);
+    // Draining: each thread ends when its client is done, or when the grace
+    // period is over and the drain thread shuts the sockets.
+    registry.wait_empty(shutdown);
     Ok(())
 }

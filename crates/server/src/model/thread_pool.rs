@@ -3,8 +3,8 @@
 //! **The idea.** The notes' improvement on thread-per-connection (线程池):
 //! keep a fixed number of threads and reuse them, so threads are neither
 //! created per client nor unbounded in number. Each worker runs the iterative
-//! loop of `iterative.rs`: `accept`, serve that client until it leaves,
-//! `accept` again. The kernel hands each new connection to one worker blocked
+//! loop (`blocking::one_at_a_time`): `accept`, serve that client until it
+//! leaves, `accept` again. The kernel hands each new connection to one worker blocked
 //! in `accept` (an exclusive wait: no thundering herd).
 //!
 //! **Its cost.** No thread start-up per client (measured here: 12-37 us more
@@ -27,13 +27,24 @@ use std::io;
 use std::net::TcpListener;
 use std::thread;
 
-use crate::blocking::Conns;
+use crate::blocking::{Registry, one_at_a_time};
 use crate::config::cores;
-use crate::model::iterative;
-use crate::{Config, Shutdown};
+use crate::{Config, Family, Flag, Model, Shutdown};
+
+/// `--model thread-pool`.
+pub const MODEL: Model = Model::new(
+    "thread-pool",
+    Family::Blocking,
+    file!(),
+    "--workers threads each serve one connection at a time; the pool size \
+     caps concurrent clients, the rest wait until a worker frees",
+    serve,
+)
+.taking(&[Flag::Workers])
+.with_capacity(workers);
 
 /// The pool size: `--workers`, else `min(32, cores + 4)`.
-pub(crate) fn workers(config: &Config) -> usize {
+fn workers(config: &Config) -> usize {
     config.workers_or((cores() + 4).min(32))
 }
 
@@ -44,15 +55,15 @@ pub(crate) fn workers(config: &Config) -> usize {
 ///
 /// If a worker cannot be started, or the listener breaks.
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
-    let conns = Conns::watch(&listener, config.max_conns, shutdown)?;
+    let registry = Registry::watch(&listener, config.max_conns, shutdown)?;
     thread::scope(|scope| {
         let mut handles = Vec::new();
         for i in 0..workers(config) {
-            let (listener, conns) = (&listener, &conns);
+            let (listener, registry) = (&listener, &registry);
             let handle = thread::Builder::new()
                 .name(format!("worker-{i}"))
                 .spawn_scoped(scope, move || {
-                    let result = iterative::one_at_a_time(listener, conns, config, shutdown);
+                    let result = one_at_a_time(listener, registry, config, shutdown);
                     if result.is_err() {
                         // The listener broke under this worker, so it broke
                         // for all: stop the others rather than wait for them.

@@ -17,12 +17,10 @@
 //! the futex that parks one and the one that wakes it again, which a
 //! single-threaded loop never pays. Per connection: a task (the state
 //! machine of `echo`, on the heap) and the session's buffer, no thread stack.
-//! Measured on 2 cores against the peer, 5 alternated rounds
-//! (`bench/results/2026-11-27/completion-costs.md`, one client thread, 100
-//! connections, 64-byte requests): 10.2 us of server CPU per request, 1.05x
-//! the peer's, at 89.7k requests/s, 0.92x its 97.5k; with 16 KiB requests,
-//! 1.05x `epoll`'s CPU. Round to round the two swap places (8.7 to 10.3 us
-//! each): the same thing, within this machine's noise.
+//! On 2 cores it used 1.05x the `tokio-echo` peer's server CPU per request
+//! at 100 connections, over 5 alternated rounds in which the two swapped
+//! places (`bench/results/2026-11-27/completion-costs.md`): the same thing,
+//! within this machine's noise.
 //!
 //! **When to pick it.** It is the mainstream Rust answer for network
 //! servers: many connections, each with logic that is easiest to write as
@@ -40,21 +38,36 @@
 //! this should cost the same per message. What the peer leaves out is what
 //! the contract asks for: `--max-conns`, a back-off when descriptors run out
 //! (the peer's `accept().await.unwrap()` panics and takes the server down),
-//! an explicit half-close, and a drain on SIGTERM, which costs one more
-//! branch in the `select!` around each read.
+//! an explicit half-close, an idle timeout, and a drain on SIGTERM that
+//! loses nothing, which costs one more branch in the `select!` around each
+//! read.
 
+use std::future::Future;
 use std::io;
-use std::net::{Shutdown as Direction, TcpListener};
+use std::net::TcpListener;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::runtime::Builder;
 use tokio::sync::watch;
-use tokio::task::{self, JoinSet};
+use tokio::task::JoinSet;
 
 use crate::accept::{AcceptError, Backoff};
 use crate::config::cores;
-use crate::{Config, EchoSession, Shutdown};
+use crate::drain::{self, Left};
+use crate::{Config, EchoSession, Family, Flag, Model, Phase, Shutdown};
+
+/// `--model tokio`.
+pub const MODEL: Model = Model::new(
+    "tokio",
+    Family::Multiplexing,
+    file!(),
+    "a task per connection on tokio's multi-thread runtime, written with \
+     async/await: the mainstream Rust answer",
+    serve,
+)
+.taking(&[Flag::Workers]);
 
 /// Serves on `listener` with a task per connection on a runtime of
 /// `--workers` threads (one per core by default), until the drain is over.
@@ -71,21 +84,9 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
         .enable_all()
         .build()?;
     let served = runtime.block_on(run(listener, config, shutdown));
-    // Dropping the runtime would wait for its blocking threads, and the one
-    // in `watch_phase` may still sit in `wait_forced` until the grace period
-    // ends (or in `wait_draining`, if the listener broke). It holds nothing:
-    // leave it behind.
+    // No task is left to wait for: the forced stop aborted them.
     runtime.shutdown_background();
     served
-}
-
-/// Where the stop stands, as the tasks see it. Ordered: each phase
-/// implies the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Phase {
-    Running,
-    Draining,
-    Forced,
 }
 
 /// The server's three phases: accept until the drain, then wait for the
@@ -93,7 +94,7 @@ enum Phase {
 async fn run(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let mut phase = watch_phase(shutdown.clone());
+    let mut phase = watch_phase(shutdown)?;
     // Every live connection, so the drain can wait for them and the forced
     // stop can close them.
     let mut conns = JoinSet::new();
@@ -121,7 +122,8 @@ async fn run(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
                 // What `accept::prepare` does for std sockets: a reply must
                 // not wait for an ACK (Nagle). Failing costs only latency.
                 let _ = stream.set_nodelay(true);
-                conns.spawn(connection(stream, config.buffer, phase.clone()));
+                let (buffer, idle) = (config.buffer, config.idle_timeout);
+                conns.spawn(connection(stream, buffer, idle, phase.clone()));
             }
             Err(error) => match AcceptError::classify(&error) {
                 AcceptError::ClientGone => {}
@@ -147,7 +149,7 @@ async fn run(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
     tokio::select! {
         () = async { while conns.join_next().await.is_some() {} } => {}
         _ = phase.wait_for(|&p| p == Phase::Forced) => {
-            tracing::info!("grace period over: closing {} connections", conns.len());
+            drain::log_forced(Left::Connections(conns.len()));
         }
     }
     // After a forced stop, aborts what is left, which drops (closes) its socket.
@@ -157,25 +159,37 @@ async fn run(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
 
 /// Turns `shutdown`'s phases into a watch every task can wait on.
 ///
-/// [`Shutdown`] wakes a blocked thread, not a future, so one thread of the
-/// runtime's blocking pool waits for it. A watch rather than a `Notify`:
-/// a task busy writing when the phase changes still sees it on its next
-/// turn, where a `Notify` wakes only the ones waiting at that instant.
-fn watch_phase(shutdown: Shutdown) -> watch::Receiver<Phase> {
+/// [`Shutdown`] wakes a blocked thread, not a future, so the drain thread
+/// (`crate::drain::watch`) tells the watch. A watch rather than a
+/// `Notify`: a task busy writing when the phase changes still sees it on
+/// its next turn, where a `Notify` wakes only the ones waiting at that
+/// instant.
+fn watch_phase(shutdown: &Shutdown) -> io::Result<watch::Receiver<Phase>> {
     let (tell, phase) = watch::channel(Phase::Running);
-    task::spawn_blocking(move || {
-        shutdown.wait_draining();
-        tell.send_replace(Phase::Draining);
-        shutdown.wait_forced();
-        tell.send_replace(Phase::Forced);
-    });
-    phase
+    let told = tell.clone();
+    drain::watch(
+        shutdown,
+        move || {
+            tell.send_replace(Phase::Draining);
+        },
+        move || {
+            told.send_replace(Phase::Forced);
+            // The runtime counts, and logs, what the forced stop closes.
+            Left::Connections(0)
+        },
+    )?;
+    Ok(phase)
 }
 
 /// One connection's task: [`echo`], with how it ended logged. A client's
 /// reset is its own business, worth a debug line and no more.
-async fn connection(stream: TcpStream, buffer: usize, phase: watch::Receiver<Phase>) {
-    if let Err(error) = echo(stream, buffer, phase).await {
+async fn connection(
+    stream: TcpStream,
+    buffer: usize,
+    idle: Option<Duration>,
+    phase: watch::Receiver<Phase>,
+) {
+    if let Err(error) = echo(stream, buffer, idle, phase).await {
         tracing::debug!("connection ended: {error}");
     }
 }
@@ -185,6 +199,7 @@ async fn connection(stream: TcpStream, buffer: usize, phase: watch::Receiver<Pha
 async fn echo(
     mut stream: TcpStream,
     buffer: usize,
+    idle: Option<Duration>,
     mut phase: watch::Receiver<Phase>,
 ) -> io::Result<()> {
     // Allocated here, by the worker that runs the task.
@@ -208,28 +223,50 @@ async fn echo(
             biased;
             () = &mut drain_began, if !draining => {
                 draining = true;
-                // Shut the read side: what the client already sent is still
-                // read, then EOF, and the loop ends the usual way. Fails
-                // only if the client already tore the connection down.
-                let _ = socket2::SockRef::from(&stream).shutdown(Direction::Read);
+                // Answer what the kernel holds for this client, and no more.
+                session.stop_after(drain::queued(&stream));
             }
             // tokio's `read` is cancel-safe: when the drain wins, no byte
             // was taken from the socket.
-            read = stream.read(session.recv_buf()) => match read? {
+            read = within(idle, stream.read(session.recv_buf())) => match read? {
                 0 => session.peer_closed(),
                 n => session.received(n),
             },
         }
         // The session upper-cased what came in; all of it goes back before
-        // the next read. A short write is retried inside `write_all`.
-        let n = session.pending().len();
-        stream.write_all(session.pending()).await?;
-        session.sent(n);
+        // the next read, a write at a time, each within the idle timeout.
+        while session.wants_send() {
+            match within(idle, stream.write(session.pending())).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => session.sent(n),
+            }
+        }
         if session.is_done() {
-            // Half-close: the client said EOF and has every reply; say EOF
-            // back. The socket closes when `stream` drops.
+            // Half-close: the client has every reply; say EOF back.
             let _ = stream.shutdown().await;
+            // Then the lingering close, for a client the drain cut off: what
+            // it still sends is thrown away until its EOF (or the forced
+            // stop, which aborts this task).
+            while session.lingers() {
+                if within(idle, stream.read(session.discard_buf())).await? == 0 {
+                    break;
+                }
+            }
             return Ok(());
         }
+    }
+}
+
+/// `io`, failing with `TimedOut` if it does not finish within `idle`: a
+/// connection that neither sends nor takes a byte for that long is closed.
+async fn within<T>(
+    idle: Option<Duration>,
+    io: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    match idle {
+        None => io.await,
+        Some(limit) => tokio::time::timeout(limit, io).await.map_err(|_| {
+            io::Error::new(io::ErrorKind::TimedOut, format!("idle for {limit:?}"))
+        })?,
     }
 }

@@ -21,15 +21,19 @@
 //! servers with many idle clients hand the kernel a shared pool instead
 //! (provided buffer rings), so a buffer is taken only when data arrives; the
 //! model contract wants the session's own buffer, so this model does not.
-//! Measured on 2 cores (`bench/results/2026-11-27/completion-costs.md`, one
-//! client thread, 100 connections, 5 alternated rounds): 8.19 us of server
-//! CPU per 64-byte request, 0.92x the `tokio-echo` peer's and level with
-//! `epoll` (8.77 us in the same run); with 16 KiB requests, 0.87x `epoll`'s.
-//! The kernel's TCP send and receive are 80% of that time, the same work
-//! as for any server (`uring-cpu-floor.md`): a server with no overhead at
-//! all would still cost 0.73x tokio-echo here. What io_uring saves is the
-//! rest: no `epoll_wait`, no `EAGAIN`, one system call for every client's
-//! operations, 2% of its time in user space.
+//! Measured on 2 cores, it used 0.92x the `tokio-echo` peer's server CPU
+//! per 64-byte request at 100 connections
+//! (`bench/results/2026-11-27/completion-costs.md`, with 16 KiB figures and
+//! the matrix beside it). The kernel's TCP send and receive are 80% of that
+//! time, the same work for any server (`uring-cpu-floor.md`): what io_uring
+//! saves is the rest, no `epoll_wait`, no `EAGAIN`, one system call for
+//! every client's operations.
+//!
+//! **The drain.** A receive waits in the kernel for as long as its client
+//! is silent, so the drain cancels every receive in flight: each completes
+//! (with its bytes, if they came first), and its connection is then capped
+//! at what the kernel holds for it, answered, half-closed, and left with a
+//! receive that throws away what the client still sends until its EOF.
 //!
 //! **When to pick it.** Linux 5.19 or later, many busy connections, and a
 //! budget counted in system calls: batching makes one call carry a hundred
@@ -46,15 +50,34 @@
 
 use std::fmt;
 use std::io::{self, ErrorKind};
-use std::net::{Shutdown as Direction, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
 use crate::accept::{AcceptError, Backoff, prepare};
-use crate::sys::uring::{Conn, Event, Key, Op, Ring, Timer};
-use crate::{Config, EchoSession, Shutdown};
+use crate::admission::OpenCount;
+use crate::connection::{Connection, Fate};
+use crate::drain::{self, Left};
+use crate::sys::uring::{Event, Key, Op, Ring, Timer};
+use crate::{Config, Family, Model, Phase, Shutdown};
+
+/// `--model uring`.
+pub const MODEL: Model = Model::new(
+    "uring",
+    Family::Asynchronous,
+    file!(),
+    "one thread submits whole operations (accept, recv, send) to io_uring \
+     and reaps their completions: many operations per system call",
+    serve,
+)
+.with_preflight(|| probe().map_err(unsupported));
+
+/// [`Unavailable`] as the error `serve` and the preflight return.
+fn unsupported(why: Unavailable) -> io::Error {
+    io::Error::new(ErrorKind::Unsupported, why.to_string())
+}
 
 /// Submission queue slots: requests pushed in one turn beyond this are
 /// submitted early, in an extra system call.
@@ -201,7 +224,6 @@ pub fn probe() -> Result<(), Unavailable> {
 /// [`ErrorKind::Unsupported`], with [`Unavailable`]'s message, where
 /// io_uring cannot run; otherwise only if the ring or the listener breaks.
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
-    let unsupported = |why: Unavailable| io::Error::new(ErrorKind::Unsupported, why.to_string());
     probe().map_err(unsupported)?;
     // A completion queue with room for one completion per connection: the
     // kernel keeps what overflows, but stops a multishot accept to do so.
@@ -212,7 +234,9 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
         ring,
         listener: Some(listener),
         backoff: Backoff::default(),
+        open: OpenCount::default(),
         draining: false,
+        idle_check: config.idle_timeout.map(|t| Instant::now() + t / 4),
         config,
         shutdown,
     };
@@ -227,7 +251,11 @@ struct Server<'a> {
     /// `None` once the drain has closed it.
     listener: Option<TcpListener>,
     backoff: Backoff,
+    /// The connections open, against `--max-conns`.
+    open: OpenCount,
     draining: bool,
+    /// With `--idle-timeout`: when to look for idle connections next.
+    idle_check: Option<Instant>,
     config: &'a Config,
     shutdown: &'a Shutdown,
 }
@@ -258,21 +286,47 @@ impl Server<'_> {
             if !self.draining && self.shutdown.is_draining() {
                 self.begin_drain()?;
             }
+            let mut tick = None;
             if self.draining {
                 if self.ring.len() == 0 {
                     return Ok(());
                 }
-                if self.shutdown.is_forced() {
-                    let left = self.ring.len();
-                    tracing::info!("grace period over: closing {left} connections");
+                if self.shutdown.phase() == Phase::Forced {
+                    drain::log_forced(Left::Connections(self.ring.len()));
                     return Ok(());
                 }
                 let now = Instant::now();
                 let grace_left = self.shutdown.deadline().map(|d| d - now.min(d));
-                let tick = grace_left.map_or(TICK, |left| left.min(TICK));
+                tick = Some(grace_left.map_or(TICK, |left| left.min(TICK)));
+            }
+            if let Some(next) = self.close_idle() {
+                tick = Some(tick.map_or(next, |t: Duration| t.min(next)));
+            }
+            if let Some(tick) = tick {
                 self.ring.arm(Timer::Tick, tick)?;
             }
         }
+    }
+
+    /// With `--idle-timeout`, when a look is due: shuts down every
+    /// connection that has neither sent nor taken a byte for that long (its
+    /// operation in flight then completes, and the completion ends it).
+    /// Returns how long until the next look.
+    fn close_idle(&mut self) -> Option<Duration> {
+        let (timeout, due) = (self.config.idle_timeout?, self.idle_check?);
+        let now = Instant::now();
+        if now >= due {
+            self.ring.shut_where(|conn| {
+                let idle = conn.idle_for(timeout, now);
+                if idle {
+                    tracing::debug!("connection ended: idle for {timeout:?}");
+                }
+                idle
+            });
+            self.idle_check = Some(now + (timeout / 4).max(Duration::from_millis(1)));
+        }
+        self.idle_check
+            .map(|at| at.saturating_duration_since(now).max(Duration::from_millis(1)))
     }
 
     /// A completion of the multishot accept: a client to admit, or an error.
@@ -305,16 +359,17 @@ impl Server<'_> {
             tracing::debug!("draining: closing a new client");
             return Ok(());
         }
-        if self.ring.len() >= self.config.max_conns {
+        let Some(slot) = self.open.admit(self.config.max_conns) else {
             tracing::debug!(
                 "at --max-conns {}: closing a new client",
                 self.config.max_conns
             );
             return Ok(());
-        }
+        };
         prepare(&stream);
-        let session = EchoSession::new(self.config.buffer);
-        let key = self.ring.insert(Conn { stream, session });
+        let idle = self.config.idle_timeout.is_some();
+        let conn = Connection::new(stream, self.config.buffer, slot, idle);
+        let key = self.ring.insert(conn);
         self.advance(key)
     }
 
@@ -336,9 +391,23 @@ impl Server<'_> {
         };
         match (op, result) {
             (Op::Recv, Ok(0)) => conn.session.peer_closed(),
-            (Op::Recv, Ok(n)) => conn.session.received(n),
+            (Op::Recv, Ok(n)) => {
+                conn.session.received(n);
+                conn.touch();
+            }
             (Op::Send, Ok(0)) => return self.failed(key, ErrorKind::WriteZero.into()),
-            (Op::Send, Ok(n)) => conn.session.sent(n),
+            (Op::Send, Ok(n)) => {
+                conn.session.sent(n);
+                conn.touch();
+            }
+            // A lingering client's EOF, or an error: either ends it.
+            (Op::Discard, Ok(0) | Err(_)) => {
+                drop(self.ring.remove(key));
+                return Ok(());
+            }
+            (Op::Discard, Ok(_)) => {}
+            // The drain cancelled this receive before any byte came.
+            (Op::Recv, Err(e)) if self.draining && e.raw_os_error() == Some(libc::ECANCELED) => {}
             (_, Err(error)) => return self.failed(key, error),
         }
         self.advance(key)
@@ -356,22 +425,31 @@ impl Server<'_> {
     }
 
     /// Gives the idle connection at `key` its next operation, as its
-    /// session asks: owed bytes first, then room for more. One at a time,
-    /// so a receive can never land in bytes a send is still reading.
+    /// session asks: owed bytes first, then room for more, and once the
+    /// session is done, a half-close and either the end or, for a client
+    /// that may still be sending, a receive that throws bytes away. One at
+    /// a time, so a receive can never land in bytes a send is still
+    /// reading. While draining, the session is first capped at what the
+    /// kernel holds for the client (once).
     fn advance(&mut self, key: Key) -> io::Result<()> {
+        let draining = self.draining;
         let Some(conn) = self.ring.conn(key) else {
             return Ok(());
         };
-        let op = if conn.session.wants_send() {
-            Op::Send
-        } else if conn.session.wants_recv() {
-            Op::Recv
+        let fate = if draining {
+            conn.begin_drain()
         } else {
-            // EOF, and nothing owed (is_done): the half-close. Say EOF
-            // back, then close by dropping the socket.
-            let _ = conn.stream.shutdown(Direction::Write);
+            conn.settle()
+        };
+        let op = if fate == Fate::Close {
             drop(self.ring.remove(key));
             return Ok(());
+        } else if conn.lingering() {
+            Op::Discard
+        } else if conn.session.wants_send() {
+            Op::Send
+        } else {
+            Op::Recv
         };
         // The kernel refused the request (out of memory for it): this
         // connection ends, with nothing of it in flight; the others go on.
@@ -382,8 +460,9 @@ impl Server<'_> {
         Ok(())
     }
 
-    /// The drain: stop accepting, and stop reading every client once what
-    /// it already sent is in (each then gets EOF, flushes and closes).
+    /// The drain: stop accepting, and cancel every receive in flight; each
+    /// connection is then capped at what the kernel holds for it as its
+    /// operation completes (see [`advance`](Self::advance)).
     fn begin_drain(&mut self) -> io::Result<()> {
         self.draining = true;
         // The multishot accept (if one is in flight) holds its own reference
@@ -392,7 +471,11 @@ impl Server<'_> {
         // through. Closing it without the cancel would change nothing.
         self.listener = None;
         self.ring.cancel_accept()?;
-        self.ring.shutdown_all(Direction::Read);
+        self.ring.cancel_receives()?;
+        // The connections with nothing in flight are capped now.
+        for key in self.ring.keys() {
+            self.advance(key)?;
+        }
         Ok(())
     }
 }

@@ -3,28 +3,27 @@
 //! The rest of the crate is `#![deny(unsafe_code)]`: what nix, socket2 and std
 //! wrap safely is called directly from the models. What is left here are the
 //! calls no safe wrapper can offer, because their safety depends on what the
-//! whole process is doing: `fork` in a process with threads, process-wide
-//! signal dispositions and `_exit`; memory shared between processes
+//! whole process is doing: `fork` in a process with threads and `_exit`
+//! (`fork.rs`); process-wide signal dispositions, and the signal that wakes
+//! a thread blocked in `read` (below); memory shared between processes
 //! (`shared.rs`); io_uring operations that name our buffers (`uring.rs`);
-//! and `sigio`'s signal plumbing (`sigio.rs`).
+//! `sigio`'s signal plumbing (`sigio.rs`); and one `ioctl`.
 #![allow(unsafe_code)]
 
+mod fork;
 mod shared;
 pub(crate) mod sigio;
 pub(crate) mod uring;
-mod worker;
 
+pub(crate) use fork::{OnTerm, child_draining, fork, stop_signals};
 pub(crate) use shared::SharedCounters;
-pub(crate) use worker::{fork_worker, stop_signals};
 
 use std::io;
-use std::os::fd::RawFd;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Once;
 
-use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
-use nix::sys::socket::{Shutdown, shutdown};
-use nix::unistd::{ForkResult, Pid, close};
+use nix::sys::pthread::{Pthread, pthread_kill};
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 /// Makes a write to a closed connection fail with `EPIPE` instead of killing
 /// the process with SIGPIPE. Rust binaries start that way already; this makes
@@ -46,90 +45,51 @@ pub(crate) fn default_sigchld() -> io::Result<()> {
     Ok(())
 }
 
-/// The connection a forked child serves, for its SIGTERM handler.
-static CHILD_CONN: AtomicI32 = AtomicI32::new(-1);
-
-/// A forked child's SIGTERM: stop reading the client. The blocking loop then
-/// reads what the client already sent, gets EOF, flushes the replies and
-/// exits: the drain, for a process that has no thread to watch for it.
-extern "C" fn shut_read_on_term(_: libc::c_int) {
-    let fd = CHILD_CONN.load(Ordering::Relaxed);
-    if fd >= 0 {
-        // shutdown(2) is async-signal-safe (signal-safety(7)); if it fails the
-        // parent's SIGKILL at the end of the grace period still ends us.
-        let _ = shutdown(fd, Shutdown::Read);
+/// How many bytes the kernel holds, unread, in `socket`'s receive queue
+/// (`FIONREAD`, also called `SIOCINQ`).
+pub(crate) fn unread(socket: impl AsFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points at
+    // `n`, alive and writable for the whole call.
+    let rc = unsafe { libc::ioctl(socket.as_fd().as_raw_fd(), libc::FIONREAD, &raw mut n) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
     }
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
-/// Forks a child that serves connection `conn` by running `serve` and exits
-/// with the code it returns; returns the child's pid in the parent.
-///
-/// The child closes the descriptors in `close` (the listener), ignores
-/// SIGINT (a terminal's Ctrl-C reaches the whole process group; the parent
-/// decides), and takes SIGTERM as "stop reading `conn`". Both signals are
-/// blocked across the fork, so no signal finds the child before its handlers.
-///
-/// `serve` runs in a copy of a process that may have other threads, and
-/// those threads do not exist in the child: it must not take a lock that
-/// one of them could have held (no logging, no stdout, no channels). Memory
-/// allocation is allowed: glibc's `fork` resets the allocator's locks in the
-/// child. The blocking echo loop meets this: it reads and writes one socket
-/// through a buffer allocated before the fork.
-pub(crate) fn fork_child(
-    conn: RawFd,
-    close_in_child: &[RawFd],
-    serve: impl FnOnce() -> i32,
-) -> io::Result<Pid> {
-    let mut stops = SigSet::empty();
-    stops.add(Signal::SIGINT);
-    stops.add(Signal::SIGTERM);
-    let mut saved = SigSet::empty();
-    signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&stops), Some(&mut saved))?;
+/// The signal that wakes a thread blocked in `read` or `write` ([`wake`]).
+/// SIGURG, as the Go runtime picked for preempting its threads: its
+/// default is to be ignored, and only a socket given an owner with
+/// `F_SETOWN` raises it by itself, which no blocking model does.
+const WAKE: Signal = Signal::SIGURG;
 
-    // SAFETY: `fork` is unsafe because the child of a multi-threaded process
-    // may only do what cannot deadlock on a lock another thread held at the
-    // moment of the fork. The child below only closes descriptors, sets signal
-    // dispositions, runs `serve` (whose contract, above, forbids such locks)
-    // and leaves with `_exit`, never returning into the parent's code.
-    let forked = unsafe { nix::unistd::fork() };
-    match forked {
-        Ok(ForkResult::Child) => {
-            for &fd in close_in_child {
-                let _ = close(fd);
-            }
-            CHILD_CONN.store(conn, Ordering::Relaxed);
-            let on_term = SigAction::new(
-                SigHandler::Handler(shut_read_on_term),
-                SaFlags::SA_RESTART,
-                SigSet::empty(),
-            );
-            // SAFETY: the handler only loads an atomic and calls shutdown(2),
-            // both async-signal-safe, so it is sound whatever it interrupts.
-            let _ = unsafe { signal::sigaction(Signal::SIGTERM, &on_term) };
-            let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-            // SAFETY: SIG_IGN runs no code of ours.
-            let _ = unsafe { signal::sigaction(Signal::SIGINT, &ignore) };
-            let _ = signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&saved), None);
-            // A panic must never unwind out of here: it would land in the
-            // parent's accept loop, running in the child.
-            let code = catch_unwind(AssertUnwindSafe(serve)).unwrap_or(101);
-            exit_now(code)
-        }
-        Ok(ForkResult::Parent { child }) => {
-            signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&saved), None)?;
-            Ok(child)
-        }
-        Err(errno) => {
-            let _ = signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&saved), None);
-            Err(errno.into())
-        }
-    }
+/// Makes [`wake`] interrupt a blocked system call: installs, once for the
+/// process, a handler for [`WAKE`] that does nothing, without `SA_RESTART`.
+///
+/// # Errors
+///
+/// If the handler cannot be installed.
+pub(crate) fn init_wake() -> io::Result<()> {
+    static INSTALLED: Once = Once::new();
+    let mut result = Ok(());
+    INSTALLED.call_once(|| {
+        extern "C" fn nothing(_: libc::c_int) {}
+        let action = SigAction::new(
+            SigHandler::Handler(nothing),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: the handler runs no code at all, so it is sound whatever
+        // it interrupts; the disposition changes atomically for the process.
+        result = unsafe { signal::sigaction(WAKE, &action) }.map(drop);
+    });
+    Ok(result?)
 }
 
-/// Ends a forked child at once, running no `atexit` handlers and flushing no
-/// stdio buffers: those belong to the parent.
-fn exit_now(code: i32) -> ! {
-    // SAFETY: `_exit` takes no locks and touches no shared state; it is the
-    // documented way for a forked child to leave (fork(2), _exit(2)).
-    unsafe { libc::_exit(code) }
+/// Interrupts what `thread` is blocked in (a `read`, a `write`): the call
+/// returns `EINTR`, or a short count. [`init_wake`] must have run.
+pub(crate) fn wake(thread: Pthread) {
+    // Fails only for a thread that has exited, which needed no waking.
+    let _ = pthread_kill(thread, WAKE);
 }

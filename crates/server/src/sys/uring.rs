@@ -25,14 +25,7 @@ use io_uring::squeue::Entry;
 use io_uring::types::{Fd, Timespec};
 use io_uring::{IoUring, Probe, cqueue, opcode};
 
-use crate::EchoSession;
-
-/// One client: its socket and its session.
-#[derive(Debug)]
-pub(crate) struct Conn {
-    pub(crate) stream: TcpStream,
-    pub(crate) session: EchoSession,
-}
+use crate::connection::Connection;
 
 /// A connection's place in the ring's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +34,12 @@ pub(crate) struct Key(u32);
 /// What an operation on a connection does with its session's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
-    /// Receive into its free space ([`EchoSession::recv_buf`]): 0 is EOF.
+    /// Receive into its free space ([`EchoSession::recv_buf`](crate::EchoSession::recv_buf)): 0 is EOF.
     Recv = 1,
-    /// Send its pending bytes ([`EchoSession::pending`]), perhaps in part.
+    /// Receive what a lingering client still sends, to throw it away
+    /// ([`EchoSession::discard_buf`](crate::EchoSession::discard_buf)): 0 is EOF.
+    Discard = 7,
+    /// Send its pending bytes ([`EchoSession::pending`](crate::EchoSession::pending)), perhaps in part.
     Send = 2,
 }
 
@@ -107,6 +103,7 @@ pub(crate) fn missing_operation() -> io::Result<Option<(&'static str, &'static s
 /// byte, a slot or timer in the low 32 bits.
 const RECV: u64 = Op::Recv as u64;
 const SEND: u64 = Op::Send as u64;
+const DISCARD: u64 = Op::Discard as u64;
 const ACCEPT: u64 = 3;
 const POLL: u64 = 4;
 const TIMER: u64 = 5;
@@ -118,7 +115,7 @@ fn user_data(kind: u64, slot: u32) -> u64 {
 
 #[derive(Debug)]
 struct Slot {
-    conn: Conn,
+    conn: Connection,
     /// The `user_data` of the operation in flight: while there is one, the
     /// kernel may be using the session's buffer.
     op: Option<u64>,
@@ -174,7 +171,7 @@ impl Ring {
     }
 
     /// Adds a connection, with no operation in flight.
-    pub(crate) fn insert(&mut self, conn: Conn) -> Key {
+    pub(crate) fn insert(&mut self, conn: Connection) -> Key {
         let slot = Some(Slot { conn, op: None });
         if let Some(at) = self.free.pop() {
             self.slots[at as usize] = slot;
@@ -186,14 +183,14 @@ impl Ring {
 
     /// The connection at `key`, unless it is gone or an operation on it is
     /// in flight (the kernel's, until its completion is reaped).
-    pub(crate) fn conn(&mut self, key: Key) -> Option<&mut Conn> {
+    pub(crate) fn conn(&mut self, key: Key) -> Option<&mut Connection> {
         let slot = self.slots.get_mut(key.0 as usize)?.as_mut()?;
         slot.op.is_none().then_some(&mut slot.conn)
     }
 
     /// Takes the connection at `key` out of the table, if [`Ring::conn`]
     /// would lend it; dropping it closes the socket.
-    pub(crate) fn remove(&mut self, key: Key) -> Option<Conn> {
+    pub(crate) fn remove(&mut self, key: Key) -> Option<Connection> {
         self.conn(key)?;
         let slot = self.slots[key.0 as usize].take()?;
         self.free.push(key.0);
@@ -210,6 +207,28 @@ impl Ring {
         }
     }
 
+    /// The keys of every connection, busy or not.
+    pub(crate) fn keys(&self) -> Vec<Key> {
+        (self.slots.iter().enumerate())
+            .filter(|(_, slot)| slot.is_some())
+            .map(|(at, _)| Key(at as u32))
+            .collect()
+    }
+
+    /// Calls `each` on every connection, busy or not, with the parts of it
+    /// an operation in flight does not use: the socket, and whether it is
+    /// lingering or idle. Whatever `each` returns true for is shut down
+    /// whole (`SHUT_RDWR`): its operation completes, and the completion
+    /// ends it.
+    pub(crate) fn shut_where(&self, mut each: impl FnMut(&Connection) -> bool) {
+        for slot in self.slots.iter().flatten() {
+            if each(&slot.conn) {
+                // Fails only for a socket the client already tore down.
+                let _ = slot.conn.stream.shutdown(Direction::Both);
+            }
+        }
+    }
+
     /// Starts `op` on the idle connection at `key`.
     pub(crate) fn start(&mut self, key: Key, op: Op) -> io::Result<()> {
         let conn = self
@@ -219,6 +238,10 @@ impl Ring {
         let entry = match op {
             Op::Recv => {
                 let buf = conn.session.recv_buf();
+                opcode::Recv::new(fd, buf.as_mut_ptr(), len(buf.len())?).build()
+            }
+            Op::Discard => {
+                let buf = conn.session.discard_buf();
                 opcode::Recv::new(fd, buf.as_mut_ptr(), len(buf.len())?).build()
             }
             Op::Send => {
@@ -254,6 +277,18 @@ impl Ring {
     /// Cancels the multishot accept; it then ends with `more` false.
     pub(crate) fn cancel_accept(&mut self) -> io::Result<()> {
         self.cancel(user_data(ACCEPT, 0))
+    }
+
+    /// Cancels every receive in flight: each then completes, with its
+    /// bytes if they came first, else with `ECANCELED`, and its connection
+    /// is idle again. For the drain, which must look at every session, and
+    /// a receive waits for as long as its client is silent.
+    pub(crate) fn cancel_receives(&mut self) -> io::Result<()> {
+        let receives: Vec<u64> = (self.slots.iter().flatten())
+            .filter_map(|slot| slot.op)
+            .filter(|op| op >> 56 == RECV)
+            .collect();
+        receives.into_iter().try_for_each(|op| self.cancel(op))
     }
 
     /// Reports [`Event::Readable`] once, when `fd` becomes readable.
@@ -307,7 +342,7 @@ impl Ring {
             let (data, result) = (cqe.user_data(), cqe.result());
             let at = data as u32;
             events.extend(match data >> 56 {
-                RECV | SEND => self.finished(at, data, result),
+                RECV | SEND | DISCARD => self.finished(at, data, result),
                 ACCEPT => Some(Event::Accepted {
                     result: accepted(result),
                     more: cqueue::more(cqe.flags()),
@@ -330,10 +365,10 @@ impl Ring {
         debug_assert_eq!(slot.op, Some(data), "a completion for another operation");
         slot.op.take()?;
         self.busy -= 1;
-        let op = if data >> 56 == RECV {
-            Op::Recv
-        } else {
-            Op::Send
+        let op = match data >> 56 {
+            RECV => Op::Recv,
+            DISCARD => Op::Discard,
+            _ => Op::Send,
         };
         let result = usize::try_from(result).map_err(|_| errno(result));
         Some(Event::Done(Key(at), op, result))

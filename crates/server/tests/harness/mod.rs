@@ -70,13 +70,23 @@ pub fn bin() -> &'static Path {
 /// variants (`epoll --edge`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Subject {
-    pub model: Model,
+    pub model: &'static Model,
     pub flags: &'static [&'static str],
 }
 
 impl Subject {
-    pub const fn new(model: Model, flags: &'static [&'static str]) -> Self {
+    pub const fn new(model: &'static Model, flags: &'static [&'static str]) -> Self {
         Self { model, flags }
+    }
+
+    /// Its name as a test path: `thread_pool`, `epoll_edge`.
+    pub fn ident(&self) -> String {
+        let mut ident = self.model.name().replace('-', "_");
+        for flag in self.flags {
+            ident.push('_');
+            ident.push_str(&flag.trim_start_matches('-').replace('-', "_"));
+        }
+        ident
     }
 
     /// The model's own capacity (see [`Model::capacity`]).
@@ -85,15 +95,9 @@ impl Subject {
     }
 }
 
-impl From<Model> for Subject {
-    fn from(model: Model) -> Self {
+impl From<&'static Model> for Subject {
+    fn from(model: &'static Model) -> Self {
         Self::new(model, &[])
-    }
-}
-
-impl PartialEq<Model> for Subject {
-    fn eq(&self, model: &Model) -> bool {
-        self.model == *model
     }
 }
 
@@ -285,6 +289,14 @@ impl Server {
         }
     }
 
+    /// Waits (at most [`IO_TIMEOUT`]) until the server's log holds `text`:
+    /// lines are read on another thread, so one may still be on its way.
+    pub fn wait_log(&self, text: &str) {
+        wait_until(&format!("{} to log {text:?}", self.model), || {
+            self.log().contains(text)
+        });
+    }
+
     /// Waits (at most [`IO_TIMEOUT`]) until a connect is refused, polling;
     /// fails with `why` if the server keeps accepting.
     pub fn wait_refused(&self, why: &str) {
@@ -417,6 +429,78 @@ fn children(parent: i32) -> Vec<(i32, char)> {
         }
     }
     found
+}
+
+/// Polls `done` (every 5 ms, at most [`IO_TIMEOUT`]) until it holds; fails
+/// with "waited for `what`" if it never does. How a case reaches its
+/// precondition: by watching the state it needs, never by sleeping.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "waited {IO_TIMEOUT:?} for {what}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The kernel's send and receive queues, in bytes, of the TCP socket bound
+/// to `local` and connected to `remote` (from /proc/net/tcp): what it has
+/// sent and not yet had acknowledged, and what it holds unread.
+pub fn tcp_queues(local: SocketAddr, remote: SocketAddr) -> Option<(u64, u64)> {
+    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if port(fields[1])? != local.port() || port(fields[2])? != remote.port() {
+            return None;
+        }
+        let (tx, rx) = fields[4].split_once(':')?;
+        Some((
+            u64::from_str_radix(tx, 16).ok()?,
+            u64::from_str_radix(rx, 16).ok()?,
+        ))
+    })
+}
+
+/// How many connections wait in the accept queues of every listener on
+/// `port` (from /proc/net/tcp: a listening socket's receive queue).
+pub fn accept_queue(port: u16) -> u64 {
+    let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = u16::from_str_radix(fields[1].rsplit(':').next()?, 16).ok()?;
+            // State 0A is LISTEN.
+            (local == port && fields[3] == "0A").then(|| fields[4].split_once(':'))?
+        })
+        .filter_map(|(_, rx)| u64::from_str_radix(rx, 16).ok())
+        .sum()
+}
+
+/// Waits until everything `client` wrote has reached the server's kernel
+/// (acknowledged: its send queue is empty).
+pub fn wait_sent(client: &TcpStream) {
+    let (local, remote) = (client.local_addr().unwrap(), client.peer_addr().unwrap());
+    wait_until("the client's bytes to reach the server", || {
+        tcp_queues(local, remote).is_some_and(|(unacked, _)| unacked == 0)
+    });
+}
+
+/// Whether thread `tid` of this process is blocked in a `write` or `send`
+/// (from /proc: the system call it sleeps in).
+pub fn blocked_writing(tid: i32) -> bool {
+    let Ok(syscall) = fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else {
+        return false;
+    };
+    let number = syscall
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse::<i64>().ok());
+    matches!(number, Some(n) if n == libc::SYS_write || n == libc::SYS_sendto)
 }
 
 /// What the server must send back: Python's `bytes.upper()`.
