@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::engine::{self, Errors, Phase, Workload};
+use crate::engine::{self, Errors, Milestone, Workload};
 use crate::procfs::{self, TreeSample};
 use crate::{Error, Target};
 
@@ -123,11 +123,11 @@ pub fn measure(target: &Target, workload: &Workload) -> Result<Report, Error> {
     let port = addr.port();
     let (mut server_at, mut own_at, mut sent_at) =
         ([None, None], [Duration::ZERO; 2], [None, None]);
-    let result = engine::run(addr, workload, |phase| {
-        let slot = match phase {
-            Phase::Connected => return,
-            Phase::WindowStart => 0,
-            Phase::WindowEnd => 1,
+    let result = engine::run(addr, workload, |milestone| {
+        let slot = match milestone {
+            Milestone::Connected => return,
+            Milestone::WindowStart => 0,
+            Milestone::WindowEnd => 1,
         };
         // The client's clock first, then the server's, then `ss`. Reading
         // 10,000 threads' schedstat, or 10,000 sockets through `ss`, takes a

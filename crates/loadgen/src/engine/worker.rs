@@ -1,366 +1,26 @@
-//! The load engine: many connections per thread, each thread one mio event loop.
-//!
-//! The run has three phases on one clock shared by every thread:
-//! connections are opened first (not timed), then the warm-up, then the
-//! measured window. The window's two instants are fixed on that clock before
-//! the load starts, and a request counts only if the worker's clock reading
-//! at its completion falls between them: threads starting or stopping late
-//! cannot inflate the figure (the mistake of the well-known echo benchmark
-//! that divides whatever its threads did by a nominal duration).
-//!
-//! Closed loop (the default): each connection keeps `pipeline` requests in
-//! flight, sending a new one as each reply completes; latency runs from the
-//! moment a request is issued. Open loop (`rate`): requests are due on a
-//! fixed schedule, and latency runs from when each was *due*, so a server
-//! that stalls is charged for every request it delayed, not just the one
-//! it was serving (no coordinated omission).
+//! One load thread: its client connections, and the event loop that sends, reads and checks them.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::Error;
+use super::clock::Clock;
+use super::{Errors, LoadResult, Workload, new_histogram};
 use crate::stream::{Cursor, MAX_IO, Stream};
-
-/// What load to apply.
-#[derive(Debug, Clone)]
-pub struct Workload {
-    /// Connections, all opened before the clock starts.
-    pub conns: usize,
-    /// Bytes per request (and per reply).
-    pub size: usize,
-    /// Closed loop: requests in flight per connection. Open loop: the most a
-    /// connection may have in flight before later requests wait (their
-    /// latency still counts from when they were due).
-    pub pipeline: usize,
-    /// Open loop: requests per second over all connections. `None`: closed loop.
-    pub rate: Option<f64>,
-    /// Client threads; each runs one event loop over its share of connections.
-    pub threads: usize,
-    /// Load applied before the measured window, not counted.
-    pub warmup: Duration,
-    /// The measured window.
-    pub duration: Duration,
-    /// A connection with a request in flight and no reply byte for this long
-    /// is counted as timed out and closed.
-    pub timeout: Duration,
-    /// More connections, opened first and held open without sending a byte:
-    /// the idle crowd a multiplexing server watches on every wait.
-    pub silent: usize,
-}
-
-impl Default for Workload {
-    fn default() -> Self {
-        Self {
-            conns: 100,
-            size: 64,
-            pipeline: 1,
-            rate: None,
-            threads: 1,
-            warmup: Duration::from_secs(1),
-            duration: Duration::from_secs(4),
-            timeout: Duration::from_secs(2),
-            silent: 0,
-        }
-    }
-}
-
-/// The moments the driver of a run may want to act at (read the server's
-/// counters, say).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Every connection is open; warm-up starts.
-    Connected,
-    /// The measured window starts.
-    WindowStart,
-    /// The measured window ends.
-    WindowEnd,
-}
-
-/// What went wrong during the window, counted.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Errors {
-    /// Connections closed because a reply byte was wrong (or extra).
-    pub wrong_bytes: u64,
-    /// Connections the server closed while replies were owed.
-    pub short_replies: u64,
-    /// Connections reset or otherwise failed by the network.
-    pub resets: u64,
-    /// Connections with a reply owed and no byte for `timeout`.
-    pub timeouts: u64,
-    /// Connections that could not be opened.
-    pub connect_failures: u64,
-}
-
-impl Errors {
-    fn add(&mut self, other: &Self) {
-        self.wrong_bytes += other.wrong_bytes;
-        self.short_replies += other.short_replies;
-        self.resets += other.resets;
-        self.timeouts += other.timeouts;
-        self.connect_failures += other.connect_failures;
-    }
-
-    /// Whether anything at all went wrong.
-    pub fn any(&self) -> bool {
-        *self != Self::default()
-    }
-
-    /// Whether the server sent something it must not have: a wrong byte,
-    /// or EOF with replies owed.
-    pub fn server_is_broken(&self) -> bool {
-        self.wrong_bytes > 0 || self.short_replies > 0
-    }
-}
-
-/// What a run measured on the client side.
-#[derive(Debug)]
-pub struct LoadResult {
-    /// The measured window: the span of the shared clock that completions
-    /// were counted in.
-    pub window: Duration,
-    /// Requests completed inside the window.
-    pub requests: u64,
-    /// Latency of those requests, in nanoseconds.
-    pub latency: Histogram<u64>,
-    /// Errors over the whole run (warm-up included).
-    pub errors: Errors,
-    /// The first wrong byte seen, described.
-    pub first_wrong: Option<String>,
-    /// Connections that completed no request inside the window.
-    pub idle_conns: usize,
-}
-
-/// Runs `workload` against `addr`, calling `at` at each [`Phase`] from the
-/// calling thread.
-///
-/// # Errors
-///
-/// If no connection at all could be opened, or a thread could not start.
-pub fn run(
-    addr: SocketAddr,
-    workload: &Workload,
-    mut at: impl FnMut(Phase),
-) -> Result<LoadResult, Error> {
-    // Opened first, held to the end of the run, never used.
-    let _silent = (0..workload.silent)
-        .map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)))
-        .collect::<io::Result<Vec<_>>>()
-        .map_err(Error::Silent)?;
-    let stream = Stream::new();
-    let threads = workload.threads.clamp(1, workload.conns.max(1));
-    let sources = source_addresses(addr, workload.conns)?;
-    // Each thread connects its share, then waits at the gate; the driver
-    // opens it with the clock once all have arrived, or with nothing if one
-    // of them could not be started (so none is left waiting).
-    let gate = Arc::new(Gate::default());
-    // The load goes on past the window's end until the driver has taken its
-    // readings: a reading taken a little late (scanning 10,000 threads'
-    // schedstat takes a while) then still spans a window of full load, the
-    // same length as the one counted. It also keeps the sockets, and the
-    // kernel's counters in them, alive until then.
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut handles = Vec::with_capacity(threads);
-    for t in 0..threads {
-        let spawned = Poll::new().and_then(|poll| {
-            let indices: Vec<usize> = (t..workload.conns).step_by(threads).collect();
-            let (stream, workload, sources) =
-                (Arc::clone(&stream), workload.clone(), sources.clone());
-            let (gate, stop) = (Arc::clone(&gate), Arc::clone(&stop));
-            thread::Builder::new()
-                .name(format!("load-{t}"))
-                .spawn(move || {
-                    let mut worker =
-                        Worker::connect(poll, addr, &indices, &sources, stream, &workload);
-                    match gate.arrive_and_wait() {
-                        Some(clock) => worker.run(&workload, clock, &stop),
-                        None => Part::default(),
-                    }
-                })
-        });
-        match spawned {
-            Ok(handle) => handles.push(handle),
-            Err(error) => {
-                gate.open(None);
-                for handle in handles {
-                    let _ = handle.join();
-                }
-                return Err(Error::Thread(error));
-            }
-        }
-    }
-    gate.wait_for(threads);
-    at(Phase::Connected);
-    let start = Instant::now();
-    let clock_value = Clock {
-        start,
-        window_start: start + workload.warmup,
-        window_end: start + workload.warmup + workload.duration,
-    };
-    gate.open(Some(clock_value));
-
-    sleep_until(clock_value.window_start);
-    at(Phase::WindowStart);
-    sleep_until(clock_value.window_end);
-    at(Phase::WindowEnd);
-    stop.store(true, Ordering::Release);
-    // The window the workers counted in: fixed on the shared clock, so a
-    // late wake-up of this thread changes nothing.
-    let window = clock_value.window_end - clock_value.window_start;
-
-    let mut total = LoadResult {
-        window,
-        requests: 0,
-        latency: new_histogram(),
-        errors: Errors::default(),
-        first_wrong: None,
-        idle_conns: 0,
-    };
-    let mut opened = 0;
-    for handle in handles {
-        let part = handle
-            .join()
-            .map_err(|_| Error::Thread(io::Error::other("a load thread panicked")))?;
-        total.requests += part.requests;
-        total
-            .latency
-            .add(&part.latency)
-            .expect("histograms share their bounds");
-        total.errors.add(&part.errors);
-        total.first_wrong = total.first_wrong.or(part.first_wrong);
-        total.idle_conns += part.idle_conns;
-        opened += part.opened;
-    }
-    if opened == 0 {
-        return Err(Error::NoConnection {
-            addr,
-            attempts: workload.conns,
-        });
-    }
-    Ok(total)
-}
-
-/// Where the threads wait for the clock: a barrier that can also be opened
-/// with nothing, to release the threads when the run is called off.
-#[derive(Debug, Default)]
-struct Gate {
-    state: Mutex<GateState>,
-    changed: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct GateState {
-    arrived: usize,
-    /// `Some(Some(clock))`: go; `Some(None)`: the run is called off.
-    opened: Option<Option<Clock>>,
-}
-
-impl Gate {
-    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A thread has connected; waits for the gate to open.
-    fn arrive_and_wait(&self) -> Option<Clock> {
-        let mut state = self.lock();
-        state.arrived += 1;
-        self.changed.notify_all();
-        loop {
-            if let Some(opened) = state.opened {
-                return opened;
-            }
-            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// Waits until `threads` threads have arrived.
-    fn wait_for(&self, threads: usize) {
-        let mut state = self.lock();
-        while state.arrived < threads {
-            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    fn open(&self, clock: Option<Clock>) {
-        self.lock().opened = Some(clock);
-        self.changed.notify_all();
-    }
-}
-
-/// The phases' instants, the same for every thread.
-#[derive(Debug, Clone, Copy)]
-struct Clock {
-    start: Instant,
-    window_start: Instant,
-    window_end: Instant,
-}
-
-fn sleep_until(when: Instant) {
-    let now = Instant::now();
-    if when > now {
-        thread::sleep(when - now);
-    }
-}
-
-/// Latency histogram: 1 ns to 100 s at 3 significant digits.
-pub(crate) fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid bounds")
-}
-
-/// The local addresses to connect from. One, unless the connections would
-/// run short of ephemeral ports from 127.0.0.1 to one server port: then
-/// spread them over 127.0.0.2, .3, ... (the whole of 127/8 is loopback).
-fn source_addresses(addr: SocketAddr, conns: usize) -> Result<Vec<IpAddr>, Error> {
-    plan_sources(addr, conns, ephemeral_ports())
-}
-
-/// [`source_addresses`] for a given number of ephemeral ports.
-fn plan_sources(addr: SocketAddr, conns: usize, ports: usize) -> Result<Vec<IpAddr>, Error> {
-    // Leave a fifth of the range for everything else on the machine.
-    let per_source = (ports * 4 / 5).max(1);
-    if conns <= per_source {
-        return Ok(Vec::new());
-    }
-    if !matches!(addr.ip(), IpAddr::V4(ip) if ip.is_loopback()) {
-        return Err(Error::PortsShort {
-            conns,
-            ports: per_source,
-        });
-    }
-    let sources = conns.div_ceil(per_source);
-    Ok((0..sources)
-        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i as u8)))
-        .collect())
-}
-
-/// How many ephemeral ports the kernel hands out (`ip_local_port_range`).
-fn ephemeral_ports() -> usize {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| {
-            let mut it = range
-                .split_whitespace()
-                .filter_map(|p| p.parse::<usize>().ok());
-            Some(it.next_back()? - it.next()? + 1)
-        })
-        .unwrap_or(28_232)
-}
 
 /// One connection's state: three counters and the send times of the
 /// requests in flight; the bytes themselves live in the shared [`Stream`].
 #[derive(Debug)]
-struct Conn {
+struct Client {
     /// The connection's number over the whole run, all threads counted.
     index: usize,
     /// Whether it was opened at all (a failed connect is counted as such,
@@ -387,9 +47,9 @@ struct Conn {
 }
 
 /// One thread's connections and event loop.
-struct Worker {
+pub(super) struct Worker {
     poll: Poll,
-    conns: Vec<Conn>,
+    conns: Vec<Client>,
     stream: Arc<Stream>,
     size: u64,
     pipeline: usize,
@@ -404,31 +64,8 @@ struct Worker {
     scratch: Box<[u8]>,
 }
 
-/// What one thread hands back.
-struct Part {
-    requests: u64,
-    latency: Histogram<u64>,
-    errors: Errors,
-    first_wrong: Option<String>,
-    idle_conns: usize,
-    opened: usize,
-}
-
-impl Default for Part {
-    fn default() -> Self {
-        Self {
-            requests: 0,
-            latency: new_histogram(),
-            errors: Errors::default(),
-            first_wrong: None,
-            idle_conns: 0,
-            opened: 0,
-        }
-    }
-}
-
 impl Worker {
-    fn connect(
+    pub(super) fn connect(
         poll: Poll,
         addr: SocketAddr,
         indices: &[usize],
@@ -459,7 +96,7 @@ impl Worker {
             if socket.is_none() {
                 errors.connect_failures += 1;
             }
-            conns.push(Conn {
+            conns.push(Client {
                 index,
                 opened: socket.is_some(),
                 socket,
@@ -492,7 +129,12 @@ impl Worker {
         }
     }
 
-    fn run(&mut self, workload: &Workload, clock: Clock, stop: &AtomicBool) -> Part {
+    pub(super) fn run(
+        &mut self,
+        workload: &Workload,
+        clock: Clock,
+        stop: &AtomicBool,
+    ) -> LoadResult {
         let opened = self.conns.iter().filter(|c| c.socket.is_some()).count();
         let now = Instant::now();
         let total = workload.conns.max(1);
@@ -569,7 +211,8 @@ impl Worker {
             .iter()
             .filter(|c| c.opened && c.completed_in_window == 0)
             .count();
-        Part {
+        LoadResult {
+            window: clock.window_end - clock.window_start,
             requests: self.requests,
             latency: std::mem::replace(&mut self.latency, new_histogram()),
             errors: std::mem::take(&mut self.errors),
@@ -795,30 +438,9 @@ fn open(
 
 #[cfg(test)]
 mod tests {
-    use super::{open, plan_sources};
-    use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+    use super::open;
+    use std::net::{IpAddr, Ipv4Addr, TcpListener};
     use std::time::Duration;
-
-    #[test]
-    fn few_connections_need_no_extra_source() {
-        let addr: SocketAddr = "127.0.0.1:1688".parse().unwrap();
-        assert!(plan_sources(addr, 10_000, 28_232).unwrap().is_empty());
-    }
-
-    #[test]
-    fn many_connections_spread_over_loopback_sources() {
-        let addr: SocketAddr = "127.0.0.1:1688".parse().unwrap();
-        let sources = plan_sources(addr, 50_000, 28_232).unwrap();
-        // 80% of 28,232 ports per source: 3 sources for 50,000.
-        assert_eq!(sources.len(), 3);
-        assert_eq!(sources[0], IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
-    }
-
-    #[test]
-    fn a_remote_target_cannot_be_spread() {
-        let addr: SocketAddr = "192.0.2.1:1688".parse().unwrap();
-        assert!(plan_sources(addr, 50_000, 28_232).is_err());
-    }
 
     #[test]
     fn a_connection_can_come_from_another_loopback_address() {
