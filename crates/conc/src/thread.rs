@@ -7,13 +7,21 @@
 //! thread started through this module, and returns; daemon threads are left
 //! running and die when the process exits.
 //!
+//! Before it waits, `run_main` calls the exit hooks other modules have
+//! registered, as CPython's `threading._shutdown` calls what
+//! `threading._register_atexit` collected. That is how a module whose
+//! non-daemon threads would otherwise wait for ever (the pools', whose
+//! workers wait for tasks) gets them to finish and exit, without this
+//! module knowing of it.
+//!
 //! Built on `std::thread::Builder` (the threads themselves) and
 //! parking_lot (the registry's lock and condvar). Written by hand: the
 //! registry of live threads behind [`current`], [`enumerate`],
-//! [`active_count`] and [`main_thread`] (std keeps no such list), and the
-//! non-daemon count `run_main` waits on. Threads started with plain
-//! `std::thread::spawn` are not registered: [`current`] still names them
-//! (Python's "dummy" threads) but [`enumerate`] does not list them.
+//! [`active_count`] and [`main_thread`] (std keeps no such list), the
+//! non-daemon count `run_main` waits on, and the list of exit hooks.
+//! Threads started with plain `std::thread::spawn` are not registered:
+//! [`current`] still names them (Python's "dummy" threads) but
+//! [`enumerate`] does not list them.
 //!
 //! ```
 //! use conc::thread::{self, Builder};
@@ -120,6 +128,8 @@ struct Registry {
     /// Notified when a non-daemon thread exits, for `run_main`.
     exited: Condvar,
     main: Thread,
+    /// What `run_main` calls before it waits, in the order registered.
+    atexit: Mutex<Vec<fn()>>,
 }
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
@@ -130,7 +140,25 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
         name: "MainThread".into(),
         daemon: false,
     },
+    atexit: Mutex::new(Vec::new()),
 });
+
+/// Has [`run_main`] call `hook` when main's closure returns, before it
+/// waits for the non-daemon threads (CPython's `threading._register_atexit`).
+/// Hooks run in the order registered, at every `run_main`; one registered
+/// twice runs twice, so a module registers its hook once (a `Once`).
+pub(crate) fn register_atexit(hook: fn()) {
+    REGISTRY.atexit.lock().push(hook);
+}
+
+/// Calls every registered exit hook, outside the lock, so that a hook may
+/// start threads or register another (which runs at the next `run_main`).
+fn run_atexit_hooks() {
+    let hooks = REGISTRY.atexit.lock().clone();
+    for hook in hooks {
+        hook();
+    }
+}
 
 static NEXT_IDENT: AtomicU64 = AtomicU64::new(MAIN_IDENT + 1);
 static NEXT_NAME: AtomicU64 = AtomicU64::new(1);
@@ -406,10 +434,11 @@ pub fn main_thread() -> Thread {
 /// Runs `main` as the program's main thread, then waits for every
 /// non-daemon thread started through this module, and returns `main`'s
 /// value; daemon threads are not waited for and die when the process exits.
-/// Before it waits, every [`ThreadPool`](crate::pool::ThreadPool) still
-/// alive is closed to new tasks (as CPython's exit hook does), so its
-/// workers finish what is queued and exit. If `main` panics, the panic is resumed after the wait, as Python still
-/// waits for its threads after an uncaught exception in the main thread.
+/// Before it waits, it calls the registered exit hooks, such as the pools'
+/// (which closes every pool still alive to new tasks, so its workers finish
+/// what is queued and exit). If `main` panics, the panic is resumed after
+/// the wait, as Python still waits for its threads after an uncaught
+/// exception in the main thread.
 ///
 /// # Examples
 ///
@@ -429,9 +458,9 @@ pub fn run_main<R>(main: impl FnOnce() -> R) -> R {
     // A registered thread calling us must not wait for itself.
     let me = previous.as_ref().map(Thread::ident);
     let result = panic::catch_unwind(AssertUnwindSafe(main));
-    // Pools still alive would keep their workers (non-daemon) waiting for
-    // tasks for ever: close them, so they finish what is queued and exit.
-    crate::pool::close_all();
+    // Threads that wait for work (a pool's workers) would keep us waiting
+    // for ever: their modules' hooks tell them to finish and exit.
+    run_atexit_hooks();
     let mut live = REGISTRY.live.lock();
     while live.iter().any(|t| !t.daemon && Some(t.ident) != me) {
         REGISTRY.exited.wait(&mut live);

@@ -25,6 +25,20 @@ fn eventually(mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Runs `attempt` in another thread and says how long it took: for "a
+/// thread that does not hold the lock gives up after the timeout".
+fn time_in_another_thread(attempt: impl FnOnce() + Send) -> Duration {
+    thread::scope(|s| {
+        s.spawn(|| {
+            let start = Instant::now();
+            attempt();
+            start.elapsed()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
 // ---- Lock ----
 
 #[test]
@@ -60,17 +74,8 @@ fn lock_try_acquire_fails_while_held_and_succeeds_after() {
 fn lock_acquire_timeout_gives_up_while_held() {
     let lock = Lock::new(());
     let _held = lock.acquire();
-    thread::scope(|s| {
-        let waited = s
-            .spawn(|| {
-                let start = Instant::now();
-                assert!(lock.acquire_timeout(TIMEOUT).is_none());
-                start.elapsed()
-            })
-            .join()
-            .unwrap();
-        assert!(waited >= TIMEOUT, "gave up after {waited:?}");
-    });
+    let waited = time_in_another_thread(|| assert!(lock.acquire_timeout(TIMEOUT).is_none()));
+    assert!(waited >= TIMEOUT, "gave up after {waited:?}");
 }
 
 #[test]
@@ -135,18 +140,11 @@ fn rlock_excludes_others_until_every_guard_is_dropped() {
 fn rlock_acquire_timeout_gives_up_in_other_threads() {
     let lock = RLock::new(());
     let _held = lock.acquire();
-    thread::scope(|s| {
-        let waited = s
-            .spawn(|| {
-                let start = Instant::now();
-                assert!(lock.acquire_timeout(TIMEOUT).is_none());
-                assert!(!lock.is_owned());
-                start.elapsed()
-            })
-            .join()
-            .unwrap();
-        assert!(waited >= TIMEOUT);
+    let waited = time_in_another_thread(|| {
+        assert!(lock.acquire_timeout(TIMEOUT).is_none());
+        assert!(!lock.is_owned());
     });
+    assert!(waited >= TIMEOUT, "gave up after {waited:?}");
 }
 
 // ---- Semaphore and BoundedSemaphore ----

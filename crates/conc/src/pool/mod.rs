@@ -15,8 +15,11 @@
 //! that wakes exactly one idle worker per job and reports disconnection,
 //! which is the shutdown signal) and on `conc::thread` (workers are named,
 //! registered, non-daemon threads, so `run_main` waits for their queued
-//! work; like CPython's exit hook, it first closes every pool still alive,
-//! so workers of a pool that is never dropped do not wait for ever). Written by hand: the [`Future`]
+//! work). The first pool built registers an exit hook with `conc::thread`,
+//! as CPython's `concurrent.futures.thread` does with
+//! `threading._register_atexit`: `run_main` calls it before it waits, and it
+//! closes every pool still alive, so the workers of a pool that is never
+//! dropped do not wait for ever. Written by hand: the [`Future`]
 //! (see its docs for why), the idle count that drives lazy spawning, and the
 //! "broken pool" rule for a panicking initializer. A task's panic is caught
 //! with `catch_unwind` and stored in its future; the worker lives on.
@@ -35,8 +38,8 @@ pub use future::*;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -51,14 +54,19 @@ type Job = Arc<dyn future::Job>;
 /// Numbers pools for their default thread name prefix.
 static POOLS: AtomicUsize = AtomicUsize::new(0);
 
-/// Every pool not yet dropped, for [`crate::thread::run_main`]: when main's
-/// closure returns it closes them all, as CPython's exit hook does, so their
-/// workers (non-daemon threads) finish the queued tasks and exit instead of
-/// waiting for the drop of a pool that lives in a `static` or was leaked.
+/// Every pool not yet dropped, for [`close_all`]: when main's closure
+/// returns, [`crate::thread::run_main`] calls it, so their workers
+/// (non-daemon threads) finish the queued tasks and exit instead of waiting
+/// for the drop of a pool that lives in a `static` or was leaked.
 static LIVE: std::sync::Mutex<Vec<std::sync::Weak<Shared>>> = std::sync::Mutex::new(Vec::new());
 
-/// Stops every live pool taking tasks (`shutdown(false, false)` on each).
-pub(crate) fn close_all() {
+/// Registers [`close_all`] as an exit hook of `run_main`, once: by the
+/// first pool built (CPython's `threading._register_atexit(_python_exit)`).
+static CLOSE_AT_EXIT: Once = Once::new();
+
+/// Stops every live pool taking tasks (`shutdown(false, false)` on each):
+/// the exit hook that `run_main` calls before it waits for its threads.
+fn close_all() {
     let live: Vec<_> = {
         let mut pools = LIVE.lock().unwrap_or_else(|e| e.into_inner());
         pools.retain(|pool| pool.strong_count() > 0);
@@ -279,6 +287,8 @@ impl Builder {
                 exited: Condvar::new(),
             }),
         };
+        // Before the pool is listed, so no live pool misses the hook.
+        CLOSE_AT_EXIT.call_once(|| thread::register_atexit(close_all));
         let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
         live.retain(|pool| pool.strong_count() > 0);
         live.push(Arc::downgrade(&pool.shared));

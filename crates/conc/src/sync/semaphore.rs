@@ -11,6 +11,11 @@
 //! alive as [`Permit`] guards. A [`BoundedSemaphore`] refuses an explicit
 //! `release()` that, together with the permits still out, would exceed its
 //! initial value; that is what guarantees that dropping a permit never can.
+//!
+//! Both types are that one `Core`; they differ only in `new` and `release`
+//! (and the bounded one's `bound`). The methods they share are written once,
+//! by the private `permit_methods!` macro, which stamps them, doc tests and
+//! all, onto each.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -177,6 +182,80 @@ pub struct Permit<'a> {
     core: &'a Core,
 }
 
+/// Stamps onto `$kind` the methods both kinds share, each a call to its
+/// [`Core`]: written once here, with doc tests that run against each type.
+macro_rules! permit_methods {
+    ($kind:ident) => {
+        impl $kind {
+            /// Takes a permit, waiting while there are none (Python's
+            /// `sem.acquire()`).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let sem = conc::sync::", stringify!($kind), "::new(1);")]
+            /// let permit = sem.acquire();
+            /// assert!(sem.try_acquire().is_none());
+            /// drop(permit); // gives the permit back
+            /// assert_eq!(sem.available(), 1);
+            /// ```
+            pub fn acquire(&self) -> Permit<'_> {
+                self.core
+                    .acquire(None)
+                    .expect("an untimed wait ends with a permit")
+            }
+
+            /// Takes a permit if one is free within `timeout`; `None` if not.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use std::time::Duration;
+            ///
+            #[doc = concat!("let sem = conc::sync::", stringify!($kind), "::new(1);")]
+            /// let permit = sem.acquire();
+            /// assert!(sem.acquire_timeout(Duration::from_millis(5)).is_none());
+            /// drop(permit);
+            /// assert!(sem.acquire_timeout(Duration::from_millis(5)).is_some());
+            /// ```
+            pub fn acquire_timeout(&self, timeout: Duration) -> Option<Permit<'_>> {
+                self.core.acquire(Some(crate::shim::deadline(timeout)))
+            }
+
+            /// Takes a permit if one is free now, without waiting.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let sem = conc::sync::", stringify!($kind), "::new(1);")]
+            /// let first = sem.try_acquire();
+            /// assert!(first.is_some());
+            /// assert!(sem.try_acquire().is_none());
+            /// ```
+            pub fn try_acquire(&self) -> Option<Permit<'_>> {
+                self.core.try_acquire()
+            }
+
+            /// The number of permits free now. Only a hint: it may change as
+            /// soon as it returns.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let sem = conc::sync::", stringify!($kind), "::new(2);")]
+            /// let _p = sem.acquire();
+            /// assert_eq!(sem.available(), 1);
+            /// ```
+            pub fn available(&self) -> usize {
+                self.core.available()
+            }
+        }
+    };
+}
+
+permit_methods!(Semaphore);
+permit_methods!(BoundedSemaphore);
+
 impl Semaphore {
     /// Creates a semaphore holding `permits` permits.
     ///
@@ -189,52 +268,6 @@ impl Semaphore {
         Self {
             core: Core::new(permits, None),
         }
-    }
-
-    /// Takes a permit, waiting while there are none (Python's
-    /// `sem.acquire()`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let sem = conc::sync::Semaphore::new(1);
-    /// let _permit = sem.acquire();
-    /// assert!(sem.try_acquire().is_none());
-    /// ```
-    pub fn acquire(&self) -> Permit<'_> {
-        self.core
-            .acquire(None)
-            .expect("an untimed wait ends with a permit")
-    }
-
-    /// Takes a permit if one is free within `timeout`; `None` if not.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let sem = conc::sync::Semaphore::new(0);
-    /// assert!(sem.acquire_timeout(Duration::from_millis(5)).is_none());
-    /// sem.release();
-    /// assert!(sem.acquire_timeout(Duration::from_millis(5)).is_some());
-    /// ```
-    pub fn acquire_timeout(&self, timeout: Duration) -> Option<Permit<'_>> {
-        self.core.acquire(Some(crate::shim::deadline(timeout)))
-    }
-
-    /// Takes a permit if one is free now, without waiting.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let sem = conc::sync::Semaphore::new(1);
-    /// let first = sem.try_acquire();
-    /// assert!(first.is_some());
-    /// assert!(sem.try_acquire().is_none());
-    /// ```
-    pub fn try_acquire(&self) -> Option<Permit<'_>> {
-        self.core.try_acquire()
     }
 
     /// Adds a permit and wakes one waiter (Python's `sem.release()`). An
@@ -253,20 +286,6 @@ impl Semaphore {
         self.core
             .release()
             .expect("an unbounded semaphore accepts every release");
-    }
-
-    /// The number of permits free now. Only a hint: it may change as soon
-    /// as it returns.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let sem = conc::sync::Semaphore::new(2);
-    /// let _p = sem.acquire();
-    /// assert_eq!(sem.available(), 1);
-    /// ```
-    pub fn available(&self) -> usize {
-        self.core.available()
     }
 }
 
@@ -298,49 +317,6 @@ impl BoundedSemaphore {
         self.core.bound.unwrap_or(usize::MAX)
     }
 
-    /// Takes a permit, waiting while there are none.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let sem = conc::sync::BoundedSemaphore::new(1);
-    /// let permit = sem.acquire();
-    /// assert_eq!(sem.available(), 0);
-    /// drop(permit);
-    /// ```
-    pub fn acquire(&self) -> Permit<'_> {
-        self.core
-            .acquire(None)
-            .expect("an untimed wait ends with a permit")
-    }
-
-    /// Takes a permit if one is free within `timeout`; `None` if not.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let sem = conc::sync::BoundedSemaphore::new(1);
-    /// let _p = sem.acquire();
-    /// assert!(sem.acquire_timeout(Duration::from_millis(5)).is_none());
-    /// ```
-    pub fn acquire_timeout(&self, timeout: Duration) -> Option<Permit<'_>> {
-        self.core.acquire(Some(crate::shim::deadline(timeout)))
-    }
-
-    /// Takes a permit if one is free now, without waiting.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let sem = conc::sync::BoundedSemaphore::new(1);
-    /// assert!(sem.try_acquire().is_some());
-    /// ```
-    pub fn try_acquire(&self) -> Option<Permit<'_>> {
-        self.core.try_acquire()
-    }
-
     /// Gives back a permit taken by a [`Permit::forget`]ed acquire, and
     /// wakes one waiter. `Err(TooManyReleases)` if the free permits plus the
     /// permits still held as guards already make up the bound.
@@ -357,17 +333,6 @@ impl BoundedSemaphore {
     /// ```
     pub fn release(&self) -> Result<(), TooManyReleases> {
         self.core.release()
-    }
-
-    /// The number of permits free now. Only a hint.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(conc::sync::BoundedSemaphore::new(3).available(), 3);
-    /// ```
-    pub fn available(&self) -> usize {
-        self.core.available()
     }
 }
 
