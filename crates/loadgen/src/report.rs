@@ -37,6 +37,9 @@ pub struct Report {
     pub duration_s: f64,
     /// The measured window, in seconds.
     pub window_s: f64,
+    /// Where the window lay on the system's monotonic clock
+    /// (`CLOCK_MONOTONIC`, seconds), for counters kept outside the bench.
+    pub window_monotonic: [f64; 2],
     /// Requests completed in the window.
     pub requests: u64,
     /// Requests per second.
@@ -89,6 +92,19 @@ pub struct ServerFigures {
     /// window, divided by the request size. An independent check on
     /// `requests_per_s` (`None` without `ss`).
     pub kernel_requests_per_s: Option<f64>,
+}
+
+/// The window starting at `start` and lasting `window`, as seconds of
+/// `CLOCK_MONOTONIC` (the clock `Instant` reads on Linux, whose values it
+/// does not show).
+fn monotonic(start: Option<Instant>, window: Duration) -> [f64; 2] {
+    use nix::time::{ClockId, clock_gettime};
+    let (Some(start), Ok(now)) = (start, clock_gettime(ClockId::CLOCK_MONOTONIC)) else {
+        return [f64::NAN; 2];
+    };
+    let now_s = now.tv_sec() as f64 + now.tv_nsec() as f64 * 1e-9;
+    let begun = now_s - start.elapsed().as_secs_f64();
+    [begun, begun + window.as_secs_f64()]
 }
 
 /// Starts `target`, applies `workload`, stops it, and reports.
@@ -187,6 +203,7 @@ pub fn measure(target: &Target, workload: &Workload) -> Result<Report, Error> {
         warmup_s: workload.warmup.as_secs_f64(),
         duration_s: workload.duration.as_secs_f64(),
         window_s: window,
+        window_monotonic: monotonic(result.window_start, result.window),
         requests,
         requests_per_s,
         mb_per_s: (requests * workload.size as u64) as f64 / window / 1e6,

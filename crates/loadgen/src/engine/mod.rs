@@ -89,7 +89,11 @@ impl Default for Workload {
 pub enum Milestone {
     /// Every connection is open; warm-up starts.
     Connected,
-    /// The measured window starts.
+    /// The measured window is about to start: readings of what the window
+    /// costs are taken now, in the last stretch of the warm-up (at most
+    /// 200 ms, half the warm-up), so that none of their own work falls
+    /// inside the counted window. They are timed by their midpoints, and
+    /// the load is the same on both sides of the window's edge.
     WindowStart,
     /// The measured window ends.
     WindowEnd,
@@ -138,6 +142,8 @@ pub struct LoadResult {
     /// The measured window: the span of the shared clock that completions
     /// were counted in.
     pub window: Duration,
+    /// When the window began, on that clock (set by [`run`]).
+    pub window_start: Option<Instant>,
     /// Requests completed inside the window.
     pub requests: u64,
     /// Latency of those requests, in nanoseconds.
@@ -158,6 +164,7 @@ impl LoadResult {
     fn empty(window: Duration) -> Self {
         Self {
             window,
+            window_start: None,
             requests: 0,
             latency: new_histogram(),
             errors: Errors::default(),
@@ -249,7 +256,7 @@ pub fn run(
     };
     gate.open(Some(clock_value));
 
-    sleep_until(clock_value.window_start);
+    sleep_until(clock_value.window_start - READING_LEAD.min(workload.warmup / 2));
     at(Milestone::WindowStart);
     sleep_until(clock_value.window_end);
     at(Milestone::WindowEnd);
@@ -259,6 +266,7 @@ pub fn run(
     let window = clock_value.window_end - clock_value.window_start;
 
     let mut total = LoadResult::empty(window);
+    total.window_start = Some(clock_value.window_start);
     for handle in handles {
         let part = handle
             .join()
@@ -273,6 +281,10 @@ pub fn run(
     }
     Ok(total)
 }
+
+/// How long before the window the driver takes its first readings (see
+/// [`Milestone::WindowStart`]); at most half the warm-up.
+const READING_LEAD: Duration = Duration::from_millis(200);
 
 /// Latency histogram: 1 ns to 100 s at 3 significant digits.
 pub(crate) fn new_histogram() -> Histogram<u64> {

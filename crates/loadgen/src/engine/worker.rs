@@ -213,6 +213,7 @@ impl Worker {
             .count();
         LoadResult {
             window: clock.window_end - clock.window_start,
+            window_start: Some(clock.window_start),
             requests: self.requests,
             latency: std::mem::replace(&mut self.latency, new_histogram()),
             errors: std::mem::take(&mut self.errors),

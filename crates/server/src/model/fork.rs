@@ -8,7 +8,7 @@
 //!
 //! **Its cost.** A `fork` per connection (page tables are copied, memory is
 //! shared copy-on-write), a process per client, and a context switch per
-//! message. Measured here (`bench/blocking_costs.py`, 2 cores): a
+//! message. Measured on 2 cores (`bench/results/2026-11-26/blocking-costs.md`): a
 //! connect-echo-close costs about 400 us more than in the iterative model,
 //! eight times what a thread costs, and each child about 90 KiB of
 //! proportional memory (PSS).

@@ -8,7 +8,7 @@
 //! **Its cost.** A thread per client: a stack (we ask for 128 KiB, not the
 //! default 2 MiB, since the echo loop keeps its buffer on the heap), a kernel
 //! task, and a context switch for every message, since each reply wakes a
-//! different thread. Measured here (`bench/blocking_costs.py`, 2 cores): a
+//! different thread. Measured on 2 cores (`bench/results/2026-11-26/blocking-costs.md`): a
 //! connect-echo-close costs 50-120 us more than in the iterative model, and
 //! an idle connection about 24 KiB of memory (the pages its stack and buffer
 //! actually touched).

@@ -7,7 +7,7 @@
 //! leaves, `accept` again. The kernel hands each new connection to one worker blocked
 //! in `accept` (an exclusive wait: no thundering herd).
 //!
-//! **Its cost.** No thread start-up per client (measured here: 12-37 us more
+//! **Its cost.** No thread start-up per client (measured in `bench/results/2026-11-26/blocking-costs.md`: 12-37 us more
 //! per connect-echo-close than the iterative model, against 50-120 us for a
 //! new thread), and memory fixed at start: idle clients add none.
 //! The price is a hard cap: `--workers` clients are served at once and the
