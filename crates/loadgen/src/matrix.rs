@@ -437,6 +437,7 @@ mod tests {
             warmup_s: 1.0,
             duration_s: 4.0,
             window_s: 4.0,
+            window_monotonic: [100.0, 104.0],
             requests: (rps * 4.0) as u64,
             requests_per_s: rps,
             mb_per_s: rps * size as f64 / 1e6,

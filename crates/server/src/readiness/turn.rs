@@ -97,24 +97,23 @@ impl Connection {
     /// bytes to throw away; `Ok(false)` if it would block. EOF while
     /// lingering ends the connection (an `UnexpectedEof` that is no error).
     fn read_once(&mut self) -> io::Result<bool> {
-        if self.lingering() {
-            return match (&self.stream).read(self.session.discard_buf()) {
-                Ok(0) => Err(ErrorKind::UnexpectedEof.into()),
-                Ok(_) => Ok(true),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
-                Err(e) if e.kind() == ErrorKind::Interrupted => Ok(true),
-                Err(e) => Err(e),
-            };
-        }
-        match (&self.stream).read(self.session.recv_buf()) {
-            Ok(0) => self.session.peer_closed(),
-            Ok(n) => {
+        let lingering = self.lingering();
+        let buf = if lingering {
+            self.session.discard_buf()
+        } else {
+            self.session.recv_buf()
+        };
+        match ((&self.stream).read(buf), lingering) {
+            (Ok(0), true) => return Err(ErrorKind::UnexpectedEof.into()),
+            (Ok(0), false) => self.session.peer_closed(),
+            (Ok(_), true) => {}
+            (Ok(n), false) => {
                 self.session.received(n);
                 self.touch();
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            (Err(e), _) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+            (Err(e), _) if e.kind() == ErrorKind::Interrupted => {}
+            (Err(e), _) => return Err(e),
         }
         Ok(true)
     }

@@ -16,6 +16,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -569,14 +570,28 @@ pub fn replies_within(stream: &mut TcpStream, wait: Duration) -> bool {
 /// Reads until EOF, checking every byte against `upper(pattern(seed))` from
 /// offset 0 on; returns how many arrived. Stops quietly on a reset.
 pub fn read_checked(stream: &mut TcpStream, seed: u64) -> u64 {
+    match read_checked_to_end(stream, seed, &AtomicU64::new(0)) {
+        Ok(n) => n,
+        Err((n, e)) if e.kind() == ErrorKind::ConnectionReset => n,
+        Err((n, e)) => panic!("read failed after {n} bytes: {e}"),
+    }
+}
+
+/// Reads until EOF, checking every byte against `upper(pattern(seed))` from
+/// offset 0 on (a wrong byte panics) and keeping `progress` up to date:
+/// how many arrived before EOF, or before the error that ended the stream.
+pub fn read_checked_to_end(
+    stream: &mut TcpStream,
+    seed: u64,
+    progress: &AtomicU64,
+) -> Result<u64, (u64, std::io::Error)> {
     let mut buf = vec![0; 64 * 1024];
     let mut offset = 0u64;
     loop {
         let n = match stream.read(&mut buf) {
-            Ok(0) => return offset,
+            Ok(0) => return Ok(offset),
             Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return offset,
-            Err(e) => panic!("read failed after {offset} bytes: {e}"),
+            Err(e) => return Err((offset, e)),
         };
         for (k, &got) in buf[..n].iter().enumerate() {
             let i = offset + k as u64;
@@ -584,6 +599,7 @@ pub fn read_checked(stream: &mut TcpStream, seed: u64) -> u64 {
             assert_eq!(got, want, "byte {i} is {got:#04x}, expected {want:#04x}");
         }
         offset += n as u64;
+        progress.store(offset, Ordering::Relaxed);
     }
 }
 

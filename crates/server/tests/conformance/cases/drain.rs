@@ -1,6 +1,6 @@
 //! Stopping: SIGTERM drains every client without losing a byte or resetting anyone, refuses new clients meanwhile, and the grace period ends what is left.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,8 +9,8 @@ use std::thread::{self, JoinHandle};
 use nix::sys::signal::Signal;
 
 use crate::harness::{
-    IO_TIMEOUT, Rng, Server, Subject, pattern, pattern_byte, read_checked, round_trip, wait_sent,
-    wait_until, write_pattern,
+    IO_TIMEOUT, Rng, Server, Subject, pattern, read_checked, read_checked_to_end, round_trip,
+    wait_sent, wait_until, write_pattern,
 };
 
 const MIB: u64 = 1 << 20;
@@ -20,16 +20,23 @@ const MIB: u64 = 1 << 20;
 struct Streaming {
     received: Arc<AtomicU64>,
     /// What the writer sent, or how far it got before a write failed.
-    writer: JoinHandle<Result<u64, (u64, std::io::Error)>>,
+    writer: JoinHandle<Result<u64, (u64, io::Error)>>,
     /// How the reader ended: bytes before EOF, or the error that ended it.
-    reader: JoinHandle<Result<u64, (u64, std::io::Error)>>,
+    reader: JoinHandle<Result<u64, (u64, io::Error)>>,
+}
+
+/// When the streaming client stops writing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Once its reader has seen EOF: it then shuts down its side, and the
+    /// client's EOF ends the server's lingering close.
+    ReaderEnds,
+    /// Never, until a write fails: the server must end it.
+    WriteFails,
 }
 
 impl Streaming {
-    /// Starts both halves on `client`. Once the reader sees EOF (or an
-    /// error), it tells the writer, which stops and shuts down its side: the client's EOF ends the server's
-    /// lingering close.
-    fn start(mut client: TcpStream, seed: u64) -> Self {
+    fn start(mut client: TcpStream, seed: u64, until: Until) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let received = Arc::new(AtomicU64::new(0));
         let mut writer = client.try_clone().unwrap();
@@ -47,26 +54,12 @@ impl Streaming {
             let _ = writer.shutdown(Shutdown::Write);
             Ok(offset)
         });
-        let (stop_reading, counted) = (Arc::clone(&stop), Arc::clone(&received));
+        let counted = Arc::clone(&received);
         let reader = thread::spawn(move || {
-            let mut buf = vec![0; 64 * 1024];
-            let mut offset = 0u64;
-            let end = loop {
-                match client.read(&mut buf) {
-                    Ok(0) => break Ok(offset),
-                    Ok(n) => {
-                        for (k, &got) in buf[..n].iter().enumerate() {
-                            let i = offset + k as u64;
-                            let want = pattern_byte(seed, i).to_ascii_uppercase();
-                            assert_eq!(got, want, "byte {i} is {got:#04x}, expected {want:#04x}");
-                        }
-                        offset += n as u64;
-                        counted.store(offset, Ordering::Relaxed);
-                    }
-                    Err(e) => break Err((offset, e)),
-                }
-            };
-            stop_reading.store(true, Ordering::Relaxed);
+            let end = read_checked_to_end(&mut client, seed, &counted);
+            if until == Until::ReaderEnds {
+                stop.store(true, Ordering::Relaxed);
+            }
             end
         });
         Self {
@@ -84,18 +77,26 @@ impl Streaming {
     }
 }
 
+/// Starts `model` with a grace period of `grace` seconds and a client
+/// streaming to it (see [`Streaming`]), and sends SIGTERM once a MiB came
+/// back: the stream is under way.
+fn sigterm_while_streaming(model: Subject, grace: &str, until: Until) -> (Server, Streaming) {
+    let server = Server::start(model, &["--grace", grace]);
+    let mut client = server.connect();
+    round_trip(&mut client, b"before");
+    // The stream's offsets count from here: "BEFORE" is read already.
+    let streaming = Streaming::start(client, 12, until);
+    streaming.wait_received(MIB, &server);
+    server.signal(Signal::SIGTERM);
+    (server, streaming)
+}
+
 /// A client streams without pause through SIGTERM, reading its replies all
 /// the while: it must end with EOF, never a reset (on either half), having
 /// received a correct upper-cased prefix of what it sent; once it closes
 /// its side, the server exits 0 at once, long before its grace period.
 pub fn streams_through_sigterm(model: Subject) {
-    let mut server = Server::start(model, &["--grace", "3600"]);
-    let mut client = server.connect();
-    round_trip(&mut client, b"before");
-    // The stream's offsets count from here: "BEFORE" is read already.
-    let streaming = Streaming::start(client, 12);
-    streaming.wait_received(MIB, &server);
-    server.signal(Signal::SIGTERM);
+    let (mut server, streaming) = sigterm_while_streaming(model, "3600", Until::ReaderEnds);
     let got = (streaming.reader.join())
         .expect("a byte came back wrong")
         .unwrap_or_else(|(at, e)| panic!("{model} reset the client after {at} bytes: {e}"));
@@ -108,45 +109,19 @@ pub fn streams_through_sigterm(model: Subject) {
 
 /// SIGTERM while a client streams and never stops: the server exits 0 when
 /// its grace period ends, and what the client got is a correct prefix of
-/// its upper-cased stream (the reader checks every byte).
+/// its upper-cased stream (the reader checks every byte), however the
+/// forced stop ended it.
 pub fn sigterm_mid_transfer(model: Subject) {
-    let mut server = Server::start(model, &["--grace", "1"]);
-    let mut client = server.connect();
-    round_trip(&mut client, b"before");
-    let mut writer = client.try_clone().unwrap();
-    // Far more than can pass before the grace period ends; stops when the
-    // server goes.
-    let sender = thread::spawn(move || write_pattern(&mut writer, 9, 64 << 30, 64 * 1024));
-    let got = Arc::new(AtomicU64::new(0));
-    let counted = Arc::clone(&got);
-    let receiver = thread::spawn(move || {
-        // A copy of read_checked that says how far it got as it goes.
-        let mut buf = vec![0; 64 * 1024];
-        let mut offset = 0u64;
-        loop {
-            let n = match client.read(&mut buf) {
-                Ok(0) => return offset,
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return offset,
-                Err(e) => panic!("read failed after {offset} bytes: {e}"),
-            };
-            for (k, &byte) in buf[..n].iter().enumerate() {
-                let i = offset + k as u64;
-                assert_eq!(byte, pattern_byte(9, i).to_ascii_uppercase(), "byte {i}");
-            }
-            offset += n as u64;
-            counted.store(offset, Ordering::Relaxed);
-        }
-    });
-    wait_until("the transfer to be under way", || {
-        got.load(Ordering::Relaxed) > 0
-    });
-    server.signal(Signal::SIGTERM);
+    let (mut server, streaming) = sigterm_while_streaming(model, "1", Until::WriteFails);
     let status = server.wait_exit(IO_TIMEOUT);
     assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
-    let received = receiver.join().expect("a byte came back wrong");
-    let sent = sender.join().unwrap();
-    assert!(received <= sent, "received {received} bytes of {sent} sent");
+    let got = streaming.reader.join().expect("a byte came back wrong");
+    let sent = streaming.writer.join().unwrap();
+    let (got, sent) = (
+        got.unwrap_or_else(|(n, _)| n),
+        sent.unwrap_or_else(|(n, _)| n),
+    );
+    assert!(got <= sent, "received {got} bytes of {sent} sent");
 }
 
 /// SIGTERM with replies owed: once every byte the client sent is in the

@@ -20,62 +20,51 @@ pub struct Case {
     pub applies: fn(Subject) -> bool,
 }
 
-const fn every(name: &'static str, run: fn(Subject)) -> Case {
-    Case {
-        name,
-        run,
-        applies: |_| true,
-    }
+/// The table of cases: `module::case` runs for every subject,
+/// `module::case if |subject| ...` only for those it applies to. The name
+/// is the function's.
+macro_rules! cases {
+    ($($module:ident::$case:ident $(if $applies:expr)?),* $(,)?) => {
+        &[$(Case {
+            name: stringify!($case),
+            run: $module::$case,
+            applies: cases!(@applies $($applies)?),
+        }),*]
+    };
+    (@applies) => { |_| true };
+    (@applies $applies:expr) => { $applies };
 }
 
 /// Every case, in the order the suite lists them.
-pub const ALL: &[Case] = &[
-    every("hello", echo::hello),
-    every("all_byte_values", echo::all_byte_values),
-    every(
-        "eight_mib_in_random_chunks",
-        echo::eight_mib_in_random_chunks,
-    ),
-    every("concurrent_clients", echo::concurrent_clients),
-    every("half_close", echo::half_close),
-    every("resets_mid_stream", echo::resets_mid_stream),
-    every("slow_reader", echo::slow_reader),
-    every("course_python_client", echo::course_python_client),
-    every("sigterm_mid_transfer", drain::sigterm_mid_transfer),
-    every(
-        "sigterm_drains_what_was_sent",
-        drain::sigterm_drains_what_was_sent,
-    ),
-    every("refuses_while_draining", drain::refuses_while_draining),
-    every("streams_through_sigterm", drain::streams_through_sigterm),
-    every("descriptor_exhaustion", limits::descriptor_exhaustion),
-    every("max_conns", limits::max_conns),
-    every("idle_timeout", limits::idle_timeout),
-    Case {
-        name: "idle_crowd",
-        run: limits::idle_crowd,
-        // Every model that serves any number of clients at once and can
-        // watch 1100 of them; `select`'s refusal is its own case.
-        applies: |s| s.capacity(&Config::default()).is_none() && s.model.watch_limit().is_none(),
+pub const ALL: &[Case] = cases![
+    echo::hello,
+    echo::all_byte_values,
+    echo::eight_mib_in_random_chunks,
+    echo::concurrent_clients,
+    echo::half_close,
+    echo::resets_mid_stream,
+    echo::slow_reader,
+    echo::course_python_client,
+    drain::sigterm_mid_transfer,
+    drain::sigterm_drains_what_was_sent,
+    drain::refuses_while_draining,
+    drain::streams_through_sigterm,
+    limits::descriptor_exhaustion,
+    limits::max_conns,
+    limits::idle_timeout,
+    // Every model that serves any number of clients at once and can watch
+    // 1100 of them; `select`'s refusal is its own case.
+    limits::idle_crowd if |s| {
+        s.capacity(&Config::default()).is_none() && s.model.watch_limit().is_none()
     },
-    Case {
-        name: "refuses_clients_past_its_watch_limit",
-        run: limits::refuses_clients_past_its_watch_limit,
-        applies: |s| s.model.watch_limit().is_some(),
+    limits::refuses_clients_past_its_watch_limit if |s| s.model.watch_limit().is_some(),
+    processes::no_zombies,
+    processes::replaces_a_killed_worker if |s| {
+        s.model.standing_workers(&Config::default()) > 0
     },
-    every("no_zombies", processes::no_zombies),
-    Case {
-        name: "replaces_a_killed_worker",
-        run: processes::replaces_a_killed_worker,
-        applies: |s| s.model.standing_workers(&Config::default()) > 0,
-    },
-    Case {
-        name: "rescans_when_the_signal_queue_overflows",
-        run: processes::rescans_when_the_signal_queue_overflows,
-        // The one model whose readiness reports come through a queue the
-        // kernel may overflow.
-        applies: |s| s.model.name() == "sigio",
-    },
+    // The one model whose readiness reports come through a queue the kernel
+    // may overflow.
+    processes::rescans_when_the_signal_queue_overflows if |s| s.model.name() == "sigio",
 ];
 
 /// Over 2 s, the server uses less than a quarter of a core: any loop that
