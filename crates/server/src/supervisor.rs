@@ -197,8 +197,8 @@ impl Supervisor {
             let next = self.restart_due(shutdown);
             // Block until a worker exits, unless a restart is pending: then
             // look, and sleep in short steps until it is due.
-            let (pid, i, status) = match self.children.reap(next.is_none()) {
-                Reaped::Exited(pid, i, status) => (pid, i, status),
+            let (i, status) = match self.children.reap(next.is_none()) {
+                Reaped::Exited(_, i, status) => (i, status),
                 Reaped::Running => {
                     let until =
                         next.map_or(POLL, |at| at.saturating_duration_since(Instant::now()));
@@ -214,7 +214,6 @@ impl Supervisor {
                     continue;
                 }
             };
-            let _ = pid;
             // Its connections died with it.
             self.counters.slots()[i].store(0, Ordering::SeqCst);
             let mut places = self.lock();

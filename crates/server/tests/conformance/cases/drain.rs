@@ -69,6 +69,19 @@ impl Streaming {
         }
     }
 
+    /// How the reader ended, waited for at most [`IO_TIMEOUT`]: a server
+    /// that went on answering for ever would keep it reading for ever.
+    fn reader_end(
+        reader: JoinHandle<Result<u64, (u64, io::Error)>>,
+        server: &Server,
+    ) -> Result<u64, (u64, io::Error)> {
+        wait_until(
+            &format!("{} to end the client's stream", server.model),
+            || reader.is_finished(),
+        );
+        reader.join().expect("a byte came back wrong")
+    }
+
     /// Waits until `n` bytes came back: the stream is under way.
     fn wait_received(&self, n: u64, server: &Server) {
         wait_until(&format!("{} to echo {n} bytes", server.model), || {
@@ -97,8 +110,7 @@ fn sigterm_while_streaming(model: Subject, grace: &str, until: Until) -> (Server
 /// its side, the server exits 0 at once, long before its grace period.
 pub fn streams_through_sigterm(model: Subject) {
     let (mut server, streaming) = sigterm_while_streaming(model, "3600", Until::ReaderEnds);
-    let got = (streaming.reader.join())
-        .expect("a byte came back wrong")
+    let got = Streaming::reader_end(streaming.reader, &server)
         .unwrap_or_else(|(at, e)| panic!("{model} reset the client after {at} bytes: {e}"));
     let sent = (streaming.writer.join().unwrap())
         .unwrap_or_else(|(at, e)| panic!("{model} refused the client's bytes after {at}: {e}"));
@@ -115,7 +127,7 @@ pub fn sigterm_mid_transfer(model: Subject) {
     let (mut server, streaming) = sigterm_while_streaming(model, "1", Until::WriteFails);
     let status = server.wait_exit(IO_TIMEOUT);
     assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
-    let got = streaming.reader.join().expect("a byte came back wrong");
+    let got = Streaming::reader_end(streaming.reader, &server);
     let sent = streaming.writer.join().unwrap();
     let (got, sent) = (
         got.unwrap_or_else(|(n, _)| n),
