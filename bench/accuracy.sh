@@ -53,7 +53,7 @@ PY
     echo
     echo "## Accuracy: the client's count against the kernel's"
     echo
-    echo "The \`check\` line compares the client's count of completed requests with the growth of the kernel's \`tcp_info.bytes_sent\` over the server's sockets (read through \`ss\`), an independent count. The issue asks for agreement within 10% at 1, 100 and 1000 connections."
+    echo "The \`check\` line compares the client's count of completed requests with the growth of the kernel's \`tcp_info.bytes_sent\` over the server's sockets (read through \`ss\`), an independent count."
     echo
     echo '```'
     for c in 1 100 1000; do run --model thread --conns "$c"; done

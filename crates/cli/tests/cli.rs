@@ -99,7 +99,7 @@ fn models_lists_every_model_with_its_file() {
             "{row}"
         );
     }
-    // The thread pool's row states its cap, as the issue asks.
+    // The thread pool's row states its cap: the course's point about pools.
     assert!(table.contains("caps concurrent clients"));
 }
 
