@@ -185,7 +185,7 @@ pub(crate) fn one_at_a_time(
         };
         session.reset();
         // Everything else waits while this runs: that is the model.
-        conn.echo(&mut session, config.idle_timeout);
+        conn.echo(&mut session, config.idle_limit());
     }
     Ok(())
 }
@@ -268,7 +268,7 @@ impl Registry {
     ///
     /// If the wake-up signal cannot be set up, or the drain thread's copy of
     /// the listener or its thread cannot be made.
-    pub(crate) fn watch(
+    pub(crate) fn new(
         listener: &TcpListener,
         limit: usize,
         shutdown: &Shutdown,

@@ -46,7 +46,7 @@ pub struct Config {
     pub edge: bool,
     /// Closes a connection that has neither sent nor taken a byte for this
     /// long (`--idle-timeout`); `None`, the default as in the course, keeps
-    /// idle clients for ever.
+    /// idle clients for ever, and so does zero (see [`idle_limit`](Self::idle_limit)).
     pub idle_timeout: Option<Duration>,
 }
 
@@ -74,6 +74,25 @@ impl Config {
     /// ```
     pub fn workers_or(&self, default: usize) -> usize {
         self.workers.map_or(default, NonZeroUsize::get)
+    }
+
+    /// The idle timeout the models apply: [`idle_timeout`](Self::idle_timeout),
+    /// with zero taken as none (no connection can be idle for no time at
+    /// all; the command line refuses 0).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use iomodels_server::Config;
+    ///
+    /// let mut config = Config { idle_timeout: Some(Duration::ZERO), ..Config::default() };
+    /// assert_eq!(config.idle_limit(), None);
+    /// config.idle_timeout = Some(Duration::from_secs(30));
+    /// assert_eq!(config.idle_limit(), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn idle_limit(&self) -> Option<Duration> {
+        self.idle_timeout.filter(|t| !t.is_zero())
     }
 
     /// Binds the listening socket all models accept from: `SO_REUSEADDR` (so a

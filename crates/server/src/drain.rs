@@ -21,8 +21,9 @@
 //!    killed) at once.
 //!
 //! Models with a thread to spare for waiting run [`watch`], which calls
-//! their steps in order; the event loops (`readiness`, `uring`, `tokio`)
-//! look at [`Shutdown::phase`] on each turn and call [`queued`] and
+//! their steps in order (`tokio` too, to turn the phases into a watch
+//! channel its tasks can await); the event loops (`readiness`, `uring`,
+//! `tokio`'s tasks) look at the phase on each turn and call [`queued`] and
 //! [`log_forced`] themselves.
 
 use std::io;

@@ -70,14 +70,18 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
             continue;
         }
         let (conn, listeners) = (stream.as_raw_fd(), [listener.as_raw_fd()]);
+        // Stderr's lock before the table's, held across the fork (see
+        // `sys::fork`): whoever holds it, a thread logging to a full pipe,
+        // never needs the table, so the drain can go on.
+        let stderr = std::io::stderr().lock();
         // A child forked as the drain begins is sent SIGTERM too.
         let forked = children.spawn((), || {
             let on_term = OnTerm::DrainConnection(conn);
-            sys::fork(std::io::stderr().lock(), &listeners, on_term, || {
+            sys::fork(stderr, &listeners, on_term, || {
                 // In the child: serve this one client, then exit with 0 if
                 // it ended cleanly, 1 if it broke off.
                 let draining = sys::child_draining();
-                match blocking::echo(&stream, &mut session, draining, config.idle_timeout) {
+                match blocking::echo(&stream, &mut session, draining, config.idle_limit()) {
                     Ok(()) => 0,
                     Err(_) => 1,
                 }

@@ -45,6 +45,6 @@ pub const MODEL: Model = Model::new(
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
     // The registry lets the drain reach this thread while it is blocked in
     // `read` or `write`; see `blocking.rs`.
-    let registry = Registry::watch(&listener, config.max_conns, shutdown)?;
+    let registry = Registry::new(&listener, config.max_conns, shutdown)?;
     one_at_a_time(&listener, &registry, config, shutdown)
 }

@@ -39,7 +39,7 @@
 use std::io;
 use std::net::TcpListener;
 
-use crate::readiness::{Found, Loop, Watch, fd};
+use crate::readiness::{Found, Loop, Scan, fd};
 use crate::{Config, Family, Model, Shutdown};
 
 /// `--model nonblocking`.
@@ -68,8 +68,8 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
 /// period, which here saves one failed call per pass, not a core), and ask
 /// every client: a read if its session has room, a write if it owes bytes.
 /// Most of these fail with `EAGAIN`; that is the model.
-fn ask_everyone(watch: Watch<'_>, found: &mut Found) -> io::Result<()> {
-    found.accept = watch.listener.is_some();
-    found.ready.extend(watch.conns.iter().map(|conn| (fd(conn), true)));
+fn ask_everyone(scan: Scan<'_>, found: &mut Found) -> io::Result<()> {
+    found.accept = scan.listener.is_some();
+    found.ready.extend(scan.conns.iter().map(|conn| (fd(conn), true)));
     Ok(())
 }

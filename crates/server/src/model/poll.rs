@@ -35,7 +35,7 @@ use std::os::fd::AsFd;
 
 use nix::poll::{PollFd, PollFlags, poll};
 
-use crate::readiness::{Found, Interest, Loop, Watch, fd, wait_timeout};
+use crate::readiness::{Found, Interest, Loop, Scan, fd, wait_timeout};
 use crate::{Config, Family, Model, Shutdown};
 
 /// `--model poll`.
@@ -56,19 +56,19 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
     Loop::single(listener, config, shutdown)?.run_scanning(wait, |_| Ok(()))
 }
 
-/// One `poll` call over everything `watch` holds.
-fn wait(watch: Watch<'_>, found: &mut Found) -> io::Result<()> {
+/// One `poll` call over everything `scan` holds.
+fn wait(scan: Scan<'_>, found: &mut Found) -> io::Result<()> {
     // The fixed entries first: the listener and the shutdown.
-    let mut fds = Vec::with_capacity(watch.conns.len() + 2);
-    if let Some(listener) = watch.listener {
+    let mut fds = Vec::with_capacity(scan.conns.len() + 2);
+    if let Some(listener) = scan.listener {
         fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
     }
-    if let Some(shutdown) = watch.shutdown {
+    if let Some(shutdown) = scan.shutdown {
         fds.push(PollFd::new(shutdown.as_fd(), PollFlags::POLLIN));
     }
     let fixed = fds.len();
     // One entry per connection, in the table's order.
-    for conn in watch.conns.iter() {
+    for conn in scan.conns.iter() {
         let interest = Interest::of(conn);
         let mut events = PollFlags::empty();
         if interest.read {
@@ -79,12 +79,12 @@ fn wait(watch: Watch<'_>, found: &mut Found) -> io::Result<()> {
         }
         fds.push(PollFd::new(conn.stream.as_fd(), events));
     }
-    poll(&mut fds, wait_timeout(watch.timeout))?;
+    poll(&mut fds, wait_timeout(scan.timeout))?;
     // Scan every entry for what fired: errors and hang-ups are reported
     // whether asked for or not, and a read collects them.
     let fired = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
-    found.accept = watch.listener.is_some() && !fired(&fds[0]).is_empty();
-    for (conn, entry) in watch.conns.iter().zip(&fds[fixed..]) {
+    found.accept = scan.listener.is_some() && !fired(&fds[0]).is_empty();
+    for (conn, entry) in scan.conns.iter().zip(&fds[fixed..]) {
         let revents = fired(entry);
         if !revents.is_empty() {
             let readable =

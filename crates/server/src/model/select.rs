@@ -39,7 +39,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use nix::sys::select::{FD_SETSIZE, FdSet, select};
 use nix::sys::time::{TimeVal, TimeValLike};
 
-use crate::readiness::{Found, Interest, Loop, Watch, fd};
+use crate::readiness::{Found, Interest, Loop, Scan, fd};
 use crate::{Config, Family, Model, Shutdown};
 
 /// `--model select`.
@@ -89,18 +89,18 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
     })
 }
 
-/// One `select` call over everything `watch` holds.
-fn wait(watch: Watch<'_>, found: &mut Found) -> io::Result<()> {
+/// One `select` call over everything `scan` holds.
+fn wait(scan: Scan<'_>, found: &mut Found) -> io::Result<()> {
     // Build both bitmaps from scratch: `select` overwrote the last ones.
     let mut reads = FdSet::new();
     let mut writes = FdSet::new();
-    if let Some(shutdown) = watch.shutdown {
+    if let Some(shutdown) = scan.shutdown {
         reads.insert(shutdown.as_fd());
     }
-    if let Some(listener) = watch.listener {
+    if let Some(listener) = scan.listener {
         reads.insert(listener.as_fd());
     }
-    for conn in watch.conns.iter() {
+    for conn in scan.conns.iter() {
         let interest = Interest::of(conn);
         if interest.read {
             reads.insert(conn.stream.as_fd());
@@ -109,12 +109,12 @@ fn wait(watch: Watch<'_>, found: &mut Found) -> io::Result<()> {
             writes.insert(conn.stream.as_fd());
         }
     }
-    let mut timeout = (watch.timeout)
+    let mut timeout = (scan.timeout)
         .map(|t| TimeVal::milliseconds(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)));
     select(None, &mut reads, &mut writes, None, timeout.as_mut())?;
     // Scan for the ready bits: n more checks, ready or not.
-    found.accept = watch.listener.is_some_and(|l| reads.contains(l.as_fd()));
-    for conn in watch.conns.iter() {
+    found.accept = scan.listener.is_some_and(|l| reads.contains(l.as_fd()));
+    for conn in scan.conns.iter() {
         let readable = reads.contains(conn.stream.as_fd());
         if readable || writes.contains(conn.stream.as_fd()) {
             found.ready.push((fd(conn), readable));

@@ -51,14 +51,14 @@ const STACK_SIZE: usize = 128 * 1024;
 ///
 /// If the listener breaks, or the drain thread cannot start.
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
-    let registry = Registry::watch(&listener, config.max_conns, shutdown)?;
+    let registry = Registry::new(&listener, config.max_conns, shutdown)?;
     let mut backoff = Backoff::default();
     while let Some(stream) = accept(&listener, shutdown, &mut backoff)? {
         // Beyond --max-conns the client is closed here, before any thread.
         let Some(conn) = registry.admit(stream) else {
             continue;
         };
-        let (buffer, idle) = (config.buffer, config.idle_timeout);
+        let (buffer, idle) = (config.buffer, config.idle_limit());
         let spawned = thread::Builder::new()
             .name("conn".into())
             .stack_size(STACK_SIZE)

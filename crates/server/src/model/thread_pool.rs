@@ -55,7 +55,7 @@ fn workers(config: &Config) -> usize {
 ///
 /// If a worker cannot be started, or the listener breaks.
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
-    let registry = Registry::watch(&listener, config.max_conns, shutdown)?;
+    let registry = Registry::new(&listener, config.max_conns, shutdown)?;
     thread::scope(|scope| {
         let mut handles = Vec::new();
         for i in 0..workers(config) {

@@ -122,7 +122,7 @@ async fn run(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
                 // What `accept::prepare` does for std sockets: a reply must
                 // not wait for an ACK (Nagle). Failing costs only latency.
                 let _ = stream.set_nodelay(true);
-                let (buffer, idle) = (config.buffer, config.idle_timeout);
+                let (buffer, idle) = (config.buffer, config.idle_limit());
                 conns.spawn(connection(stream, buffer, idle, phase.clone()));
             }
             Err(error) => match AcceptError::classify(&error) {

@@ -236,7 +236,7 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
         backoff: Backoff::default(),
         open: OpenCount::default(),
         draining: false,
-        idle_check: config.idle_timeout.map(|t| Instant::now() + t / 4),
+        idle_check: config.idle_limit().map(|t| Instant::now() + t / 4),
         config,
         shutdown,
     };
@@ -280,13 +280,15 @@ impl Server<'_> {
                     Event::Done(key, op, result) => self.done(key, op, result)?,
                     Event::Timer(Timer::Resume) => self.resume()?,
                     // The drain and the clock are looked at below.
-                    Event::Readable | Event::Timer(Timer::Tick) => {}
+                    Event::Readable | Event::Timer(Timer::Tick | Timer::Idle) => {}
                 }
             }
             if !self.draining && self.shutdown.is_draining() {
                 self.begin_drain()?;
             }
-            let mut tick = None;
+            if let Some(next) = self.close_idle() {
+                self.ring.arm(Timer::Idle, next)?;
+            }
             if self.draining {
                 if self.ring.len() == 0 {
                     return Ok(());
@@ -297,12 +299,7 @@ impl Server<'_> {
                 }
                 let now = Instant::now();
                 let grace_left = self.shutdown.deadline().map(|d| d - now.min(d));
-                tick = Some(grace_left.map_or(TICK, |left| left.min(TICK)));
-            }
-            if let Some(next) = self.close_idle() {
-                tick = Some(tick.map_or(next, |t: Duration| t.min(next)));
-            }
-            if let Some(tick) = tick {
+                let tick = grace_left.map_or(TICK, |left| left.min(TICK));
                 self.ring.arm(Timer::Tick, tick)?;
             }
         }
@@ -313,7 +310,7 @@ impl Server<'_> {
     /// operation in flight then completes, and the completion ends it).
     /// Returns how long until the next look.
     fn close_idle(&mut self) -> Option<Duration> {
-        let (timeout, due) = (self.config.idle_timeout?, self.idle_check?);
+        let (timeout, due) = (self.config.idle_limit()?, self.idle_check?);
         let now = Instant::now();
         if now >= due {
             self.ring.shut_where(|conn| {
@@ -367,7 +364,7 @@ impl Server<'_> {
             return Ok(());
         };
         prepare(&stream);
-        let idle = self.config.idle_timeout.is_some();
+        let idle = self.config.idle_limit().is_some();
         let conn = Connection::new(stream, self.config.buffer, slot, idle);
         let key = self.ring.insert(conn);
         self.advance(key)
@@ -405,7 +402,8 @@ impl Server<'_> {
                 drop(self.ring.remove(key));
                 return Ok(());
             }
-            (Op::Discard, Ok(_)) => {}
+            // Thrown away, but the client is not idle.
+            (Op::Discard, Ok(_)) => conn.touch(),
             // The drain cancelled this receive before any byte came.
             (Op::Recv, Err(e)) if self.draining && e.raw_os_error() == Some(libc::ECANCELED) => {}
             (_, Err(error)) => return self.failed(key, error),

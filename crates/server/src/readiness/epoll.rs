@@ -46,10 +46,16 @@ pub(crate) fn run(mut server: Loop<'_>, edge: bool) -> io::Result<()> {
     let mut listening = false;
     let mut events = vec![EpollEvent::empty(); EVENTS];
     loop {
-        match server.tick() {
+        // The listener comes off the list before it closes: a worker's
+        // copy shares its open file with the parent's, and would stay on.
+        let step = server.tick_with(|listener| {
+            if listening {
+                let _ = epoll.delete(listener);
+            }
+        });
+        match step {
             Step::Serve | Step::Drain => {}
-            // The listener closed, which took it off the list; the shutdown
-            // descriptor stays readable, so it must come off too.
+            // The shutdown descriptor stays readable, so it comes off too.
             Step::DrainBegan => {
                 epoll.delete(shutdown)?;
                 listening = false;

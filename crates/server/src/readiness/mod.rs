@@ -66,7 +66,7 @@ pub(crate) fn wait_timeout(timeout: Option<Duration>) -> nix::poll::PollTimeout 
 /// What a scanning model (`select`, `poll`, `nonblocking`) watches on one
 /// call: the whole set, handed to the kernel every time.
 #[derive(Debug)]
-pub(crate) struct Watch<'w> {
+pub(crate) struct Scan<'w> {
     /// The listener, unless the drain closed it or it pauses.
     pub(crate) listener: Option<&'w TcpListener>,
     /// The shutdown's descriptor, until the drain began (it stays readable).
@@ -142,7 +142,7 @@ impl<'a> Loop<'a> {
             shutdown,
             draining: false,
             again: Vec::new(),
-            idle_check: config.idle_timeout.map(|t| Instant::now() + check_every(t)),
+            idle_check: config.idle_limit().map(|t| Instant::now() + check_every(t)),
         })
     }
 
@@ -182,18 +182,30 @@ impl<'a> Loop<'a> {
     }
 
     /// Keeps the loop up with the shutdown and the clock; call it once per
-    /// turn of the loop (it costs one atomic load while running, and a clock
-    /// read only when a deadline is due). The first call after the drain
+    /// turn of the loop (it costs one atomic load while running, and with
+    /// `--idle-timeout` one clock read). The first call after the drain
     /// began closes the listener and caps every connection at what the
     /// kernel holds for it (`crate::drain`); with `--idle-timeout`, it
     /// closes the connections idle that long.
     pub(crate) fn tick(&mut self) -> Step {
+        self.tick_with(|_| {})
+    }
+
+    /// [`tick`](Self::tick), handing the listener to `before_close` just
+    /// before the drain closes it: for a model that must take it off a
+    /// kernel list first. Closing one copy of a listener whose open file
+    /// another process shares (a worker's, and its parent's) leaves it on
+    /// an epoll list, readable for as long as the other copy lives.
+    pub(crate) fn tick_with(&mut self, before_close: impl FnOnce(&TcpListener)) -> Step {
         self.close_idle();
         if !self.draining {
             if !self.shutdown.is_draining() {
                 return Step::Serve;
             }
             self.draining = true;
+            if let Some(listener) = self.acceptor.listener() {
+                before_close(listener);
+            }
             self.acceptor.close();
             for fd in self.conns.fds() {
                 if let Some(Fate::Close) = self.conns.get_mut(fd).map(Connection::begin_drain) {
@@ -275,7 +287,7 @@ impl<'a> Loop<'a> {
                 );
                 continue;
             };
-            let idle = self.config.idle_timeout.is_some();
+            let idle = self.config.idle_limit().is_some();
             let admitted = stream.set_nonblocking(true).and_then(|()| {
                 let conn = Connection::new(stream, self.config.buffer, slot, idle);
                 register(&conn)?;
@@ -336,7 +348,7 @@ impl<'a> Loop<'a> {
     }
 
     /// The whole loop of a model that hands the kernel every descriptor on
-    /// every call: `wait` builds its set from the [`Watch`], waits, and says
+    /// every call: `wait` builds its set from the [`Scan`], waits, and says
     /// in [`Found`] what is ready; the loop serves those connections, then
     /// accepts (each new client through `register`, which may refuse it),
     /// until the drain is over. An `Interrupted` wait is simply made again.
@@ -346,7 +358,7 @@ impl<'a> Loop<'a> {
     /// The wait's, or the listener's if it breaks.
     pub(crate) fn run_scanning(
         mut self,
-        mut wait: impl FnMut(Watch<'_>, &mut Found) -> io::Result<()>,
+        mut wait: impl FnMut(Scan<'_>, &mut Found) -> io::Result<()>,
         mut register: impl FnMut(&Connection) -> io::Result<()>,
     ) -> io::Result<()> {
         let mut running = true;
@@ -358,7 +370,7 @@ impl<'a> Loop<'a> {
                 Step::Return => return Ok(()),
             }
             let listening = self.listening();
-            let watch = Watch {
+            let scan = Scan {
                 listener: self.listener().filter(|_| listening),
                 shutdown: running.then_some(self.shutdown),
                 conns: &self.conns,
@@ -366,7 +378,7 @@ impl<'a> Loop<'a> {
             };
             found.accept = false;
             found.ready.clear();
-            match wait(watch, &mut found) {
+            match wait(scan, &mut found) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 result => result?,
             }
@@ -382,7 +394,7 @@ impl<'a> Loop<'a> {
     /// With `--idle-timeout`, when the next look is due: closes every
     /// connection that has neither sent nor taken a byte for that long.
     fn close_idle(&mut self) {
-        let (Some(timeout), Some(due)) = (self.config.idle_timeout, self.idle_check) else {
+        let (Some(timeout), Some(due)) = (self.config.idle_limit(), self.idle_check) else {
             return;
         };
         let now = Instant::now();

@@ -106,7 +106,8 @@ impl Connection {
         match ((&self.stream).read(buf), lingering) {
             (Ok(0), true) => return Err(ErrorKind::UnexpectedEof.into()),
             (Ok(0), false) => self.session.peer_closed(),
-            (Ok(_), true) => {}
+            // Thrown away, but the client is not idle.
+            (Ok(_), true) => self.touch(),
             (Ok(n), false) => {
                 self.session.received(n);
                 self.touch();

@@ -54,6 +54,9 @@ const WAKE_WITHIN: Duration = Duration::from_millis(1);
 /// about to block return soon (one blocked already returns `EINTR`, since
 /// the handler is installed without `SA_RESTART`).
 extern "C" fn drain_on_term(_: libc::c_int) {
+    // A handler must leave `errno` as it found it: the code it interrupted
+    // may be about to read it.
+    let errno = nix::errno::Errno::last_raw();
     CHILD_DRAINING.store(true, Ordering::SeqCst);
     let fd = CHILD_CONN.load(Ordering::Relaxed);
     if fd >= 0 {
@@ -75,6 +78,7 @@ extern "C" fn drain_on_term(_: libc::c_int) {
             )
         };
     }
+    nix::errno::Errno::set_raw(errno);
 }
 
 /// Forks a process that runs `body` and exits with the code it returns;

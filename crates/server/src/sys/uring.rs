@@ -43,13 +43,20 @@ pub(crate) enum Op {
     Send = 2,
 }
 
-/// The ring's two timers.
+/// The ring's timers, each for one job, so that arming one never waits on
+/// another's longer deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Timer {
     /// When an exhausted accept is to be tried again.
     Resume = 0,
     /// A periodic look at the clock while draining.
     Tick = 1,
+    /// The next look for idle connections (`--idle-timeout`).
+    Idle = 2,
+}
+
+impl Timer {
+    const ALL: [Timer; 3] = [Timer::Resume, Timer::Tick, Timer::Idle];
 }
 
 /// What one completion reports.
@@ -114,7 +121,7 @@ fn user_data(kind: u64, slot: u32) -> u64 {
 }
 
 #[derive(Debug)]
-struct Slot {
+struct Held {
     conn: Connection,
     /// The `user_data` of the operation in flight: while there is one, the
     /// kernel may be using the session's buffer.
@@ -125,13 +132,13 @@ struct Slot {
 pub(crate) struct Ring {
     // Fields drop in order: the ring goes before the timespecs' box.
     uring: IoUring,
-    slots: Vec<Option<Slot>>,
+    slots: Vec<Option<Held>>,
     free: Vec<u32>,
     /// Connection operations in flight.
     busy: usize,
     /// Boxed: their address must not change when the ring moves.
-    timers: Box<[Timespec; 2]>,
-    armed: [bool; 2],
+    timers: Box<[Timespec; 3]>,
+    armed: [bool; 3],
     /// Completions copied out of the queue, kept to reuse the allocation.
     cqes: Vec<cqueue::Entry>,
 }
@@ -159,8 +166,8 @@ impl Ring {
             slots: Vec::new(),
             free: Vec::new(),
             busy: 0,
-            timers: Box::new([Timespec::new(), Timespec::new()]),
-            armed: [false; 2],
+            timers: Box::new([Timespec::new(), Timespec::new(), Timespec::new()]),
+            armed: [false; 3],
             cqes: Vec::new(),
         })
     }
@@ -172,7 +179,7 @@ impl Ring {
 
     /// Adds a connection, with no operation in flight.
     pub(crate) fn insert(&mut self, conn: Connection) -> Key {
-        let slot = Some(Slot { conn, op: None });
+        let slot = Some(Held { conn, op: None });
         if let Some(at) = self.free.pop() {
             self.slots[at as usize] = slot;
             return Key(at);
@@ -350,7 +357,7 @@ impl Ring {
                 POLL => Some(Event::Readable),
                 TIMER => {
                     self.armed[at as usize] = false;
-                    Some(Event::Timer([Timer::Resume, Timer::Tick][at as usize]))
+                    Some(Event::Timer(Timer::ALL[at as usize]))
                 }
                 _ => None,
             });

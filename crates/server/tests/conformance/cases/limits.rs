@@ -6,6 +6,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use iomodels_server::Config;
+use nix::sys::signal::Signal;
 
 use super::echo::{hold, one_more_waits_for_a_slot};
 use super::{assert_no_spin, workers_flag};
@@ -131,6 +132,47 @@ pub fn idle_timeout(model: Subject) {
         i += 1;
     }
     round_trip(&mut talker, b"still here");
+}
+
+/// `--idle-timeout 1` while a drained client lingers: a client that keeps
+/// sending after its EOF (a byte every 50 ms, for twice the timeout) is
+/// not idle, and is not reset; once it closes, the server exits 0.
+pub fn lingers_past_the_idle_timeout(model: Subject) {
+    const IDLE: Duration = Duration::from_secs(1);
+    let mut server = Server::start(model, &["--idle-timeout", "1", "--grace", "3600"]);
+    let mut client = server.connect();
+    round_trip(&mut client, b"before");
+    server.signal(Signal::SIGTERM);
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).unwrap();
+    assert!(
+        rest.is_empty(),
+        "{model} sent {} bytes nobody asked for",
+        rest.len()
+    );
+    let started = Instant::now();
+    while started.elapsed() < 2 * IDLE {
+        client
+            .write_all(b"x")
+            .unwrap_or_else(|e| panic!("{model} reset a lingering client that still sent: {e}"));
+        thread::sleep(IDLE / 20);
+    }
+    drop(client);
+    let status = server.wait_exit(IO_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
+}
+
+/// The forced stop comes at the end of the grace period whatever else the
+/// loop waits for: here an idle timeout far longer than the harness's
+/// bound, beside a client that keeps its drained connection open.
+pub fn forced_stop_with_an_idle_timeout(model: Subject) {
+    let mut server = Server::start(model, &["--idle-timeout", "1000", "--grace", "1"]);
+    let mut client = server.connect();
+    round_trip(&mut client, b"then silence");
+    server.signal(Signal::SIGTERM);
+    let status = server.wait_exit(IO_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
+    drop(client);
 }
 
 /// 1100 idle clients, more than `select` can watch, and 10 busy ones: the

@@ -52,6 +52,8 @@ pub const ALL: &[Case] = cases![
     limits::descriptor_exhaustion,
     limits::max_conns,
     limits::idle_timeout,
+    limits::lingers_past_the_idle_timeout,
+    limits::forced_stop_with_an_idle_timeout,
     // Every model that serves any number of clients at once and can watch
     // 1100 of them; `select`'s refusal is its own case.
     limits::idle_crowd if |s| {
