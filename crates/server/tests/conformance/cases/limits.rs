@@ -95,8 +95,11 @@ pub fn idle_timeout(model: Subject) {
     let server = Server::start(model, &["--idle-timeout", "1"]);
 
     let mut silent = server.connect();
-    round_trip(&mut silent, b"then silence");
+    // Taken before the request is sent: the server's last activity on this
+    // client (reading it, writing the reply) comes after this instant, but
+    // may come before the client has read the reply.
     let quiet_since = Instant::now();
+    round_trip(&mut silent, b"then silence");
     let mut byte = [0];
     match silent.read(&mut byte) {
         Ok(0) => {}
