@@ -556,6 +556,18 @@ pub fn round_trip(stream: &mut TcpStream, message: &[u8]) {
     );
 }
 
+/// Reads until the server's EOF, which must come with no byte before it:
+/// every request was answered already.
+pub fn read_eof(stream: &mut TcpStream, who: impl std::fmt::Display) {
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    assert!(
+        rest.is_empty(),
+        "{who} sent {} bytes nobody asked for",
+        rest.len()
+    );
+}
+
 /// Whether the peer answers within `wait`: used only to check that a
 /// client is *not* served while the server is full (a reply can never
 /// arrive then, however slow the machine).

@@ -1,6 +1,6 @@
 //! Stopping: SIGTERM drains every client without losing a byte or resetting anyone, refuses new clients meanwhile, and the grace period ends what is left.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,8 +9,8 @@ use std::thread::{self, JoinHandle};
 use nix::sys::signal::Signal;
 
 use crate::harness::{
-    IO_TIMEOUT, Rng, Server, Subject, pattern, read_checked, read_checked_to_end, round_trip,
-    wait_sent, wait_until, write_pattern,
+    IO_TIMEOUT, Rng, Server, Subject, pattern, read_checked, read_checked_to_end, read_eof,
+    round_trip, wait_sent, wait_until, write_pattern,
 };
 
 const MIB: u64 = 1 << 20;
@@ -174,13 +174,7 @@ pub fn refuses_while_draining(model: Subject) {
     server.wait_refused(&format!("{model} still accepted clients while draining"));
     // Still draining: the client has not closed its side.
     server.assert_running();
-    let mut rest = Vec::new();
-    client.read_to_end(&mut rest).unwrap();
-    assert!(
-        rest.is_empty(),
-        "{model} sent {} bytes nobody asked for",
-        rest.len()
-    );
+    read_eof(&mut client, model);
     drop(client);
     let status = server.wait_exit(IO_TIMEOUT);
     assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
