@@ -8,7 +8,8 @@ use std::rc::Rc;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use crate::hub::{self, GreenletExit, Task, Wake, Waiter};
+use crate::hub::{self, GreenletExit, Task, Wake};
+use crate::waitlist::WaitList;
 
 /// Why a greenlet has no value to give.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +40,7 @@ struct Shared<T> {
     task: Task,
     outcome: RefCell<Outcome<T>>,
     /// Greenlets in `join`.
-    joiners: RefCell<Vec<Waiter>>,
+    joiners: WaitList,
 }
 
 /// A handle on a greenlet: wait for it, take its value, kill it. Cloning
@@ -179,7 +180,7 @@ fn start<T: 'static>(
         let shared = Rc::new(Shared {
             task,
             outcome: RefCell::new(Outcome::Running),
-            joiners: RefCell::new(Vec::new()),
+            joiners: WaitList::default(),
         });
         *cell.borrow_mut() = Some(Rc::clone(&shared));
         Ok(Greenlet { shared })
@@ -189,12 +190,7 @@ fn start<T: 'static>(
 /// Records the outcome and wakes every greenlet in `join`.
 fn finish<T>(shared: &Shared<T>, outcome: Outcome<T>) {
     *shared.outcome.borrow_mut() = outcome;
-    let joiners = std::mem::take(&mut *shared.joiners.borrow_mut());
-    hub::with(|core| {
-        for waiter in joiners {
-            core.wake(waiter);
-        }
-    });
+    shared.joiners.notify_all();
 }
 
 /// A panic payload's message, as std's hook prints it.
@@ -322,16 +318,11 @@ impl<T> Greenlet<T> {
 
     fn join_until(&self, deadline: Option<Instant>) -> bool {
         while !self.ready() {
-            let waiter = hub::with(|core| {
-                assert!(
-                    core.current() != self.shared.task,
-                    "green: a greenlet cannot join itself"
-                );
-                core.waiter()
-            });
-            self.shared.joiners.borrow_mut().push(waiter);
-            let woken = Unlist(&self.shared.joiners, waiter).wait(deadline);
-            if !woken {
+            assert!(
+                hub::with(|core| core.current()) != self.shared.task,
+                "green: a greenlet cannot join itself"
+            );
+            if !self.shared.joiners.wait(deadline) {
                 return self.ready();
             }
         }
@@ -456,26 +447,6 @@ impl<T: Clone> Greenlet<T> {
         match &*self.shared.outcome.borrow() {
             Outcome::Value(value) => Ok(value.clone()),
             other => Err(Self::outcome_error(other)),
-        }
-    }
-}
-
-/// A wait on a list of waiters, which takes the waiter off the list
-/// however the wait ends (woken, timed out, unwound by a kill).
-pub(crate) struct Unlist<'a>(pub(crate) &'a RefCell<Vec<Waiter>>, pub(crate) Waiter);
-
-impl Unlist<'_> {
-    /// Waits (see [`hub::wait`]); says whether it was woken.
-    pub(crate) fn wait(self, deadline: Option<Instant>) -> bool {
-        hub::wait(self.1, deadline)
-    }
-}
-
-impl Drop for Unlist<'_> {
-    fn drop(&mut self) {
-        let mut list = self.0.borrow_mut();
-        if let Some(i) = list.iter().position(|w| *w == self.1) {
-            list.swap_remove(i);
         }
     }
 }

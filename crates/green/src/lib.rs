@@ -75,6 +75,10 @@ mod fd;
 mod greenlet;
 mod hub;
 pub mod net;
+mod pool;
+mod queue;
+mod sync;
+mod waitlist;
 mod sys;
 mod timeout;
 
@@ -82,6 +86,9 @@ pub use blocking::{THREADS as BLOCKING_THREADS, spawn_blocking};
 pub use fd::{wait_readable, wait_writable};
 pub use greenlet::{Greenlet, GreenletError, joinall, sleep, spawn, spawn_later, try_spawn_named};
 pub use hub::DEFAULT_STACK_SIZE;
+pub use pool::Pool;
+pub use queue::{GetError, PutError, Queue, ShutDown};
+pub use sync::{Event, Lock, LockGuard, Permit, Semaphore};
 pub use timeout::{Timeout, with_timeout};
 
 /// A hub's settings; [`run`] uses the defaults.
