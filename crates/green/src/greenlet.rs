@@ -164,7 +164,10 @@ fn start<T: 'static>(
         let cell: Rc<RefCell<Option<Rc<Shared<T>>>>> = Rc::new(RefCell::new(None));
         let for_body = Rc::clone(&cell);
         let task = core.spawn(name, at, move |first| {
-            let shared = for_body.borrow_mut().take().expect("filled before the first run");
+            let shared = for_body
+                .borrow_mut()
+                .take()
+                .expect("filled before the first run");
             let outcome = if first == Wake::Kill {
                 drop(f); // Killed before it started: only its captures drop.
                 Outcome::Killed
@@ -206,7 +209,8 @@ fn message(payload: &(dyn Any + Send)) -> String {
 
 /// The main greenlet of [`hub::run`].
 pub(crate) fn spawn_named_main<T: 'static>(f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
-    start(Some(Box::from("main")), None, f).unwrap_or_else(|e| panic!("green: cannot map a stack: {e}"))
+    start(Some(Box::from("main")), None, f)
+        .unwrap_or_else(|e| panic!("green: cannot map a stack: {e}"))
 }
 
 /// Makes a panic inside a greenlet print the greenlet's name, like the
@@ -275,7 +279,10 @@ impl<T> Greenlet<T> {
     /// });
     /// ```
     pub fn successful(&self) -> bool {
-        matches!(*self.shared.outcome.borrow(), Outcome::Value(_) | Outcome::Taken)
+        matches!(
+            *self.shared.outcome.borrow(),
+            Outcome::Value(_) | Outcome::Taken
+        )
     }
 
     /// Waits until it has ended.

@@ -78,9 +78,9 @@ pub mod net;
 mod pool;
 mod queue;
 mod sync;
-mod waitlist;
 mod sys;
 mod timeout;
+mod waitlist;
 
 pub use blocking::{THREADS as BLOCKING_THREADS, spawn_blocking};
 pub use fd::{wait_readable, wait_writable};

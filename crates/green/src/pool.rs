@@ -130,7 +130,10 @@ impl Pool {
             .collect();
         greenlets
             .into_iter()
-            .map(|g| g.into_result().unwrap_or_else(|e| panic!("green: Pool.map: {e}")))
+            .map(|g| {
+                g.into_result()
+                    .unwrap_or_else(|e| panic!("green: Pool.map: {e}"))
+            })
             .collect()
     }
 

@@ -81,7 +81,8 @@ impl<T> Queue<T> {
     ///
     /// [`ShutDown`], with the item, once the queue is shut down.
     pub fn put(&self, item: T) -> Result<(), ShutDown<T>> {
-        self.put_until(item, None).map_err(|e| ShutDown(e.into_inner()))
+        self.put_until(item, None)
+            .map_err(|e| ShutDown(e.into_inner()))
     }
 
     /// [`put`](Self::put), waiting at most `timeout`.

@@ -418,10 +418,14 @@ impl Core {
     }
 
     /// Takes `task` out to run it.
-    fn enter(&mut self, task: Task) -> Option<(Fiber, Running)> {
+    fn enter(&mut self, task: Task, wake: &mut Wake) -> Option<(Fiber, Running)> {
         let size = self.stack_size;
         let entry = self.entry(task)?;
         let fiber = entry.fiber.take()?;
+        if *wake == Wake::Start && std::mem::take(&mut entry.kill) {
+            // Killed before it ever ran: it starts by ending.
+            *wake = Wake::Kill;
+        }
         let running = Running {
             guard: entry.guard,
             size,
@@ -477,9 +481,8 @@ impl Core {
             self.wake(waiter);
         }
         if remote {
-            let woken = std::mem::take(
-                &mut *self.remote.woken.lock().unwrap_or_else(|e| e.into_inner()),
-            );
+            let woken =
+                std::mem::take(&mut *self.remote.woken.lock().unwrap_or_else(|e| e.into_inner()));
             self.remote_pending -= woken.len();
             for waiter in woken {
                 self.wake(waiter);
@@ -557,8 +560,8 @@ pub(crate) fn yield_now() {
 }
 
 /// Runs `task` until it blocks or ends.
-fn resume(task: Task, wake: Wake) {
-    let Some((mut fiber, running)) = with(|core| core.enter(task)) else {
+fn resume(task: Task, mut wake: Wake) {
+    let Some((mut fiber, running)) = with(|core| core.enter(task, &mut wake)) else {
         return;
     };
     overflow::set_running(Some(running));

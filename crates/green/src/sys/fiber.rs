@@ -30,7 +30,9 @@ pub(crate) struct Fiber {
 
 impl std::fmt::Debug for Fiber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fiber").field("done", &self.coroutine.done()).finish()
+        f.debug_struct("Fiber")
+            .field("done", &self.coroutine.done())
+            .finish()
     }
 }
 
