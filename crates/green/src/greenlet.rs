@@ -241,10 +241,6 @@ impl<T> Greenlet<T> {
         self.shared.task
     }
 
-    pub(crate) fn is_alive_task(&self) -> bool {
-        !self.ready()
-    }
-
     /// The greenlet's name: the one given to [`try_spawn_named`], else
     /// `Greenlet-N` in spawn order.
     pub fn name(&self) -> String {

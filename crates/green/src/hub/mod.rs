@@ -156,6 +156,9 @@ pub(crate) struct Core {
     stack_size: usize,
     next_token: u64,
     next_number: u64,
+    /// The waiters one poll woke, kept between polls so that a poll does
+    /// not allocate.
+    polled: Vec<Waiter>,
     live: usize,
     rounds: u32,
 }
@@ -230,6 +233,7 @@ impl Core {
             stack_size,
             next_token: 1,
             next_number: 1,
+            polled: Vec::new(),
             live: 0,
             rounds: 0,
         })
@@ -296,8 +300,7 @@ impl Core {
         match at {
             None => self.ready.push_back((task, Wake::Start)),
             Some(at) => {
-                let token = self.next_token;
-                self.next_token += 1;
+                let token = self.token();
                 self.entries[index as usize].waiting = token;
                 self.timers.arm(at, Waiter { task, token }, Cause::Own);
             }
@@ -305,11 +308,17 @@ impl Core {
         Ok(task)
     }
 
+    /// A number never handed out before: a wait's token, or a scope's id.
+    fn token(&mut self) -> u64 {
+        let token = self.next_token;
+        self.next_token += 1;
+        token
+    }
+
     /// A ticket for the running greenlet's next wait.
     pub(crate) fn waiter(&mut self) -> Waiter {
         let task = self.current();
-        let token = self.next_token;
-        self.next_token += 1;
+        let token = self.token();
         self.entries[task.index as usize].waiting = token;
         Waiter { task, token }
     }
@@ -391,8 +400,7 @@ impl Core {
     /// Opens a timeout scope on the running greenlet.
     pub(crate) fn push_scope(&mut self, at: Instant) -> u64 {
         let task = self.current();
-        let id = self.next_token;
-        self.next_token += 1;
+        let id = self.token();
         self.entries[task.index as usize].scopes.push((id, at));
         id
     }
@@ -475,11 +483,13 @@ impl Core {
             self.stuck();
             return Ok(());
         }
-        let mut woken = Vec::new();
-        let remote = self.io.poll(timeout, |w| woken.push(w))?;
-        for waiter in woken {
+        let mut woken = std::mem::take(&mut self.polled);
+        let remote = self.io.poll(timeout, |w| woken.push(w));
+        for waiter in woken.drain(..) {
             self.wake(waiter);
         }
+        self.polled = woken;
+        let remote = remote?;
         if remote {
             let woken =
                 std::mem::take(&mut *self.remote.woken.lock().unwrap_or_else(|e| e.into_inner()));
@@ -589,7 +599,7 @@ pub(crate) fn run<T: 'static>(stack_size: usize, main: impl FnOnce() -> T + 'sta
     CORE.with(|c| *c.borrow_mut() = Some(core));
     let main = crate::greenlet::spawn_named_main(main);
     with(|core| core.main = Some(main.task()));
-    run_until(|| !main.is_alive_task());
+    run_until(|| main.ready());
     // The end of `run`: every other greenlet is killed and unwinds.
     let others: Vec<Task> = with(|core| {
         (0..core.entries.len())
