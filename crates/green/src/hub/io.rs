@@ -8,7 +8,9 @@
 //! a `read` that can only fail (tokio's `ScheduledIo` keeps the same
 //! cache). A short read clears the flag because every arrival of new data
 //! queues a new edge: data that came after the read is announced by the
-//! next poll.
+//! next poll. The end of the stream is the exception: the peer's FIN (or
+//! an error) is announced once, and every read after the last bytes will
+//! see it, so once an event said so, `readable` stays set for good.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -34,6 +36,9 @@ struct Slot {
     writer: Option<Waiter>,
     readable: bool,
     writable: bool,
+    /// An event said the read side ended (EOF or an error): a state, not
+    /// an edge, so no later event will repeat it.
+    ended: bool,
 }
 
 /// The registrations of one hub.
@@ -112,7 +117,7 @@ impl Registry {
     pub(crate) fn clear(&mut self, key: usize, dir: Dir) {
         let slot = &mut self.slots[key];
         match dir {
-            Dir::Read => slot.readable = false,
+            Dir::Read => slot.readable = slot.ended,
             Dir::Write => slot.writable = false,
         }
     }
@@ -194,7 +199,8 @@ impl Registry {
                 continue;
             };
             let failed = event.is_error();
-            if event.is_readable() || event.is_read_closed() || failed {
+            slot.ended |= event.is_read_closed() || failed;
+            if event.is_readable() || slot.ended {
                 slot.readable = true;
                 if let Some(waiter) = slot.reader.take() {
                     self.waiting -= 1;
