@@ -61,6 +61,7 @@ impl Cli {
             (Flag::Workers, args.workers.is_some()),
             (Flag::Processes, args.processes.is_some()),
             (Flag::Edge, args.edge),
+            (Flag::Green, args.green),
         ];
         let misplaced = given
             .into_iter()
@@ -152,6 +153,10 @@ pub(crate) struct ServeArgs {
     /// hybrid); level-triggered without it.
     #[arg(long)]
     edge: bool,
+    /// Green hubs (a greenlet per client) instead of epoll loops in the
+    /// threads of `--model hybrid`: processes + threads + coroutines.
+    #[arg(long, conflicts_with = "edge")]
+    green: bool,
     /// Close a connection that has neither sent nor taken a byte for this
     /// long (off by default, as in the course).
     #[arg(long, value_name = "SECS", value_parser = parse_positive_secs)]
@@ -169,6 +174,7 @@ impl ServeArgs {
             buffer: self.buffer,
             grace: self.grace,
             edge: self.edge,
+            green: self.green,
             idle_timeout: self.idle_timeout,
         }
     }

@@ -50,6 +50,8 @@ fn bad_flags_and_values_print_usage_and_exit_2() {
         &["serve", "--grace", "soon"],
         &["serve", "--addr", "localhost"],
         &["serve", "--model", "poll", "--edge"],
+        &["serve", "--model", "green", "--green"],
+        &["serve", "--model", "hybrid", "--green", "--edge"],
         &["serve", "--model", "prefork", "--processes", "2"],
         &["serve", "--model", "hybrid", "--processes", "0"],
         &["serve", "--model", "iterative", "--workers", "2"],
@@ -78,6 +80,12 @@ fn bad_flags_and_values_print_usage_and_exit_2() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("--edge is for the models (prefork, epoll, reactors, hybrid), not poll"),
+        "{stderr}"
+    );
+    let output = iomodels(&["serve", "--model", "green", "--green"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--green is for the model (hybrid), not green"),
         "{stderr}"
     );
 }

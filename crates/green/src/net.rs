@@ -268,6 +268,43 @@ impl TcpStream {
         self.inner.set_nodelay(nodelay)
     }
 
+    /// Waits for bytes like a read (same timeout), and copies them into
+    /// `buf` without taking them: the next read gets them again. 0 means
+    /// the peer's EOF.
+    ///
+    /// # Errors
+    ///
+    /// As a read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use green::net::{TcpListener, TcpStream};
+    ///
+    /// green::run(|| {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ///     let (mut conn, _) = listener.accept().unwrap();
+    ///     client.write_all(b"hi").unwrap();
+    ///     let mut first = [0; 1];
+    ///     assert_eq!(conn.peek(&mut first).unwrap(), 1);
+    ///     let mut all = [0; 2];
+    ///     conn.read_exact(&mut all).unwrap();
+    ///     assert_eq!((&first, &all), (b"h", b"hi"));
+    /// });
+    /// ```
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        cooperate(
+            self.registration.key,
+            Dir::Read,
+            self.read_timeout.get(),
+            || self.inner.peek(buf),
+            // The bytes stay: the socket is still readable.
+            |_| false,
+        )
+    }
+
     /// The longest a read waits before failing with `WouldBlock`; `None`:
     /// for ever. A read already waiting ends at the new deadline if that is
     /// sooner.

@@ -1,4 +1,9 @@
-//! The blocking echo loop, the iterative loop built on it, and the registry of live connections that lets the drain reach threads blocked in `read` and `write`: shared by `iterative`, `thread`, `thread-pool` and `fork`.
+//! The blocking echo loop, the iterative loop built on it, and the registry of live connections that lets the drain reach threads blocked in `read` and `write`: shared by `iterative`, `thread`, `thread-pool` and `fork`, and (the loop alone, over green sockets) by `green`.
+//!
+//! The loop is written against [`Stream`], which std's `TcpStream` and
+//! `green::net::TcpStream` both are: the same code blocks a thread in one
+//! model and only a greenlet in the other. That is gevent's
+//! `monkey.patch_all()` in the form of a type parameter.
 //!
 //! A thread blocked in `read(2)` does not notice a flag being set. What
 //! wakes it is a signal: the drain thread sets a flag and sends each
@@ -19,6 +24,7 @@ use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown as Direction, TcpListener, TcpStream};
 use std::ops::Deref;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -33,10 +39,65 @@ use crate::{Config, EchoSession, Shutdown, sys};
 /// the read timeout the drain gives every socket before it signals.
 const WAKE_WITHIN: Duration = Duration::from_millis(1);
 
+/// A connected socket whose calls block until they can go on: the thread's
+/// (std's `TcpStream`) or the greenlet's (`green::net::TcpStream`). What the
+/// echo loop needs of it, no more: reads and writes through a shared
+/// reference, a half-close, and timeouts that make a blocked call return
+/// `WouldBlock`.
+pub(crate) trait Stream: AsFd {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Waits for bytes (or the EOF) like `read`, and leaves them there.
+    fn peek(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    fn shutdown(&self, how: Direction) -> io::Result<()>;
+    /// The read and the write timeout, both.
+    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl Stream for TcpStream {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        Read::read(&mut &*self, buf)
+    }
+    fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        TcpStream::peek(self, buf)
+    }
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        Write::write(&mut &*self, buf)
+    }
+    fn shutdown(&self, how: Direction) -> io::Result<()> {
+        TcpStream::shutdown(self, how)
+    }
+    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(timeout)?;
+        self.set_write_timeout(timeout)
+    }
+}
+
+impl Stream for green::net::TcpStream {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        Read::read(&mut &*self, buf)
+    }
+    fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        green::net::TcpStream::peek(self, buf)
+    }
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        Write::write(&mut &*self, buf)
+    }
+    fn shutdown(&self, how: Direction) -> io::Result<()> {
+        green::net::TcpStream::shutdown(self, how)
+    }
+    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(timeout)?;
+        self.set_write_timeout(timeout)
+    }
+}
+
 /// Echoes one connection to its end with blocking calls.
 ///
 /// Each turn writes everything pending, then reads once into the free part of
-/// the session's buffer. While the client does not read, the write blocks and
+/// the session's buffer. Until the client's first byte the session has no
+/// buffer, and the loop waits with a one-byte `peek` instead: a client that
+/// connects and says nothing costs no buffer. While the client does not read, the write blocks and
 /// nothing more is read from it: backpressure costs no code here, and the
 /// server never holds more than the session's buffer for this client.
 ///
@@ -52,13 +113,12 @@ const WAKE_WITHIN: Duration = Duration::from_millis(1);
 /// Whatever the socket reports (reset, broken pipe), or `TimedOut` for an
 /// idle connection; the caller drops the connection, and only it.
 pub(crate) fn echo(
-    stream: &TcpStream,
+    stream: &impl Stream,
     session: &mut EchoSession,
     draining: &AtomicBool,
     idle: Option<Duration>,
 ) -> io::Result<()> {
     let mut clock = Clock::start(stream, idle)?;
-    let mut stream = stream;
     let mut drained = false;
     loop {
         if !drained && draining.load(Ordering::SeqCst) {
@@ -85,6 +145,20 @@ pub(crate) fn echo(
             }
             return Ok(());
         }
+        if !session.has_buffer() {
+            match stream.peek(&mut [0]) {
+                Ok(0) => {
+                    session.peer_closed();
+                    continue;
+                }
+                // Bytes are there: the read below takes the buffer.
+                Ok(_) => {}
+                Err(e) => {
+                    clock.after(stream, e)?;
+                    continue;
+                }
+            }
+        }
         match stream.read(session.recv_buf()) {
             Ok(0) => session.peer_closed(),
             Ok(n) => {
@@ -98,8 +172,7 @@ pub(crate) fn echo(
 
 /// The lingering close: reads and throws away what the client still sends,
 /// until its EOF (or an error, or the forced stop's `SHUT_RDWR`).
-fn linger(stream: &TcpStream, session: &mut EchoSession, clock: &mut Clock) -> io::Result<()> {
-    let mut stream = stream;
+fn linger(stream: &impl Stream, session: &mut EchoSession, clock: &mut Clock) -> io::Result<()> {
     loop {
         match stream.read(session.discard_buf()) {
             Ok(0) => return Ok(()),
@@ -120,7 +193,7 @@ struct Clock {
 impl Clock {
     /// Sets the socket's timeouts, if there is an idle timeout: a socket
     /// starts without any.
-    fn start(stream: &TcpStream, idle: Option<Duration>) -> io::Result<Self> {
+    fn start(stream: &impl Stream, idle: Option<Duration>) -> io::Result<Self> {
         let clock = Self {
             idle,
             active_at: Instant::now(),
@@ -132,9 +205,8 @@ impl Clock {
     }
 
     /// Gives the socket this connection's own timeouts again.
-    fn rearm(&self, stream: &TcpStream) -> io::Result<()> {
-        stream.set_read_timeout(self.idle)?;
-        stream.set_write_timeout(self.idle)
+    fn rearm(&self, stream: &impl Stream) -> io::Result<()> {
+        stream.set_timeouts(self.idle)
     }
 
     fn touch(&mut self) {
@@ -147,7 +219,7 @@ impl Clock {
     /// is tried again, as is a timeout that is not the idle one (the
     /// drain's short one), after setting the socket's own back; an idle
     /// connection ends with `TimedOut`; anything else ends it too.
-    fn after(&mut self, stream: &TcpStream, error: io::Error) -> io::Result<()> {
+    fn after(&mut self, stream: &impl Stream, error: io::Error) -> io::Result<()> {
         match error.kind() {
             ErrorKind::Interrupted => Ok(()),
             ErrorKind::WouldBlock | ErrorKind::TimedOut => match self.idle {
@@ -253,7 +325,7 @@ impl Registered {
         if let Some(entry) = self.registry.lock().live.get_mut(&self.id) {
             entry.thread = Some(pthread_self());
         }
-        if let Err(error) = echo(&self.stream, session, &self.registry.draining, idle) {
+        if let Err(error) = echo(&*self.stream, session, &self.registry.draining, idle) {
             tracing::debug!("connection ended: {error}");
         }
     }

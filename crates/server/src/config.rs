@@ -44,6 +44,9 @@ pub struct Config {
     /// Edge-triggered epoll for the epoll models (`--edge`): `epoll`,
     /// `reactors`, `prefork` and `hybrid`; level-triggered when false.
     pub edge: bool,
+    /// Green hubs instead of epoll loops in `hybrid`'s threads (`--green`):
+    /// processes, threads and coroutines, the course's uWSGI line.
+    pub green: bool,
     /// Closes a connection that has neither sent nor taken a byte for this
     /// long (`--idle-timeout`); `None`, the default as in the course, keeps
     /// idle clients for ever, and so does zero (see [`idle_limit`](Self::idle_limit)).
@@ -173,6 +176,7 @@ impl Default for Config {
             buffer: EchoSession::DEFAULT_CAPACITY,
             grace: Self::DEFAULT_GRACE,
             edge: false,
+            green: false,
             idle_timeout: None,
         }
     }

@@ -47,6 +47,8 @@ mod blocking;
 mod config;
 mod connection;
 mod drain;
+mod hub;
+mod loops;
 pub mod model;
 mod readiness;
 mod reaper;

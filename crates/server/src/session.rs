@@ -55,8 +55,11 @@
 /// ```
 #[derive(Debug)]
 pub struct EchoSession {
-    /// Upper-cased bytes not yet written live in `buf[head..tail]`.
+    /// Upper-cased bytes not yet written live in `buf[head..tail]`. Empty
+    /// until the first read asks for it ([`has_buffer`](Self::has_buffer)).
     buf: Box<[u8]>,
+    /// The buffer's size once it is allocated.
+    capacity: usize,
     head: usize,
     tail: usize,
     /// The client sent EOF: read nothing more, flush, then close.
@@ -72,6 +75,9 @@ impl EchoSession {
     pub const DEFAULT_CAPACITY: usize = 64 * 1024;
 
     /// A session whose buffer holds at most `capacity` bytes (at least 1).
+    /// The buffer is allocated by the first [`recv_buf`](Self::recv_buf) (or
+    /// [`discard_buf`](Self::discard_buf)), so a connection that never sends
+    /// never holds one.
     ///
     /// # Examples
     ///
@@ -84,7 +90,8 @@ impl EchoSession {
     /// ```
     pub fn new(capacity: usize) -> Self {
         Self {
-            buf: vec![0; capacity.max(1)].into_boxed_slice(),
+            buf: Box::default(),
+            capacity: capacity.max(1),
             head: 0,
             tail: 0,
             eof: false,
@@ -102,7 +109,33 @@ impl EchoSession {
     /// assert_eq!(EchoSession::new(4096).capacity(), 4096);
     /// ```
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.capacity
+    }
+
+    /// Whether the buffer is allocated yet: not before the first
+    /// [`recv_buf`](Self::recv_buf). A blocking model waits for a silent
+    /// client's first byte without one (`peek`), so that an idle client
+    /// costs no buffer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::EchoSession;
+    ///
+    /// let mut session = EchoSession::new(4096);
+    /// assert!(!session.has_buffer() && session.wants_recv());
+    /// assert_eq!(session.recv_buf().len(), 4096);
+    /// assert!(session.has_buffer());
+    /// ```
+    pub fn has_buffer(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Allocates the buffer if it is not yet.
+    fn allocate(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = vec![0; self.capacity].into_boxed_slice();
+        }
     }
 
     /// Makes the session fresh for a new connection, keeping its buffer, so a
@@ -149,6 +182,7 @@ impl EchoSession {
         if self.eof || self.quota == Some(0) {
             return &mut [];
         }
+        self.allocate();
         if self.head == self.tail {
             // Nothing pending: start again at the front, for free.
             self.head = 0;
@@ -282,7 +316,7 @@ impl EchoSession {
     /// assert!(!session.wants_recv()); // full
     /// ```
     pub fn wants_recv(&self) -> bool {
-        !self.eof && self.quota != Some(0) && self.tail - self.head < self.buf.len()
+        !self.eof && self.quota != Some(0) && self.tail - self.head < self.capacity
     }
 
     /// Whether the model should write to the client now: bytes are pending.
@@ -380,6 +414,7 @@ impl EchoSession {
     /// assert_eq!(session.discard_buf().len(), 8);
     /// ```
     pub fn discard_buf(&mut self) -> &mut [u8] {
+        self.allocate();
         if self.head == self.tail {
             self.head = 0;
             self.tail = 0;
@@ -450,6 +485,7 @@ mod tests {
     #[should_panic(expected = "more than the 4 bytes recv_buf offered")]
     fn receiving_more_than_offered_is_a_model_bug() {
         let mut session = EchoSession::new(4);
+        assert_eq!(session.recv_buf().len(), 4);
         session.received(5);
     }
 

@@ -34,9 +34,10 @@ use nix::sys::wait::WaitStatus;
 
 use crate::admission::OpenCount;
 use crate::drain::{self, Left};
+use crate::loops::{self, Kind};
 use crate::reaper::{self, Children, Reaped};
 use crate::sys::{self, OnTerm, SharedCounters};
-use crate::{Config, Shutdown, readiness};
+use crate::{Config, Shutdown};
 
 /// A worker that dies sooner than this after its start is replaced after a
 /// pause: it may be failing at start, and would fail again at once.
@@ -47,15 +48,16 @@ pub(crate) const QUICK_DEATH: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(50);
 
 /// Runs one worker process per group of listeners, each serving its group
-/// with one epoll loop per listener (`readiness::epoll::run_each`), and
-/// replaces any worker that dies, until the drain is over: `prefork` gives
-/// each worker one listener, `hybrid` several.
+/// with one loop of `kind` per listener (`loops::run_each`: epoll loops, or
+/// green hubs), and replaces any worker that dies, until the drain is over:
+/// `prefork` gives each worker one listener, `hybrid` several.
 ///
 /// # Errors
 ///
 /// If the shared counters cannot be mapped, or the first workers cannot be
 /// forked.
 pub(crate) fn run(
+    kind: Kind,
     groups: Vec<Vec<TcpListener>>,
     config: &Config,
     shutdown: &Shutdown,
@@ -66,6 +68,7 @@ pub(crate) fn run(
     sys::default_sigchld()?;
     let supervisor = Arc::new(Supervisor {
         counters: Arc::new(SharedCounters::new(groups.len())?),
+        kind,
         config: config.clone(),
         children: Children::default(),
         places: Mutex::new(Places {
@@ -95,6 +98,8 @@ pub(crate) fn run(
 struct Supervisor {
     /// One counter of open connections per worker, in shared memory.
     counters: Arc<SharedCounters>,
+    /// The loops each worker runs.
+    kind: Kind,
     config: Config,
     /// The live workers, each with the index of its place.
     children: Children<usize>,
@@ -165,14 +170,14 @@ impl Supervisor {
         let own = (places.workers[i].listeners.iter())
             .map(TcpListener::try_clone)
             .collect::<io::Result<Vec<_>>>();
-        let (config, counters) = (&self.config, Arc::clone(&self.counters));
+        let (kind, config, counters) = (self.kind, &self.config, Arc::clone(&self.counters));
         // The places stay locked across the fork, so the drain's SIGTERM
         // reaches this worker: `children` signals every worker forked after
         // the drain began.
         let forked = own.and_then(|own| {
             self.children.spawn(i, || {
                 sys::fork(stderr, &parents, OnTerm::Blocked, move || {
-                    run_worker(own, config, counters, i)
+                    run_worker(kind, own, config, counters, i)
                 })
             })
         });
@@ -295,8 +300,9 @@ impl Supervisor {
 }
 
 /// The worker process: its own [`Shutdown`], driven by SIGTERM (forwarded by
-/// the parent), and one epoll loop per listener.
+/// the parent), and one loop of `kind` per listener.
 fn run_worker(
+    kind: Kind,
     listeners: Vec<TcpListener>,
     config: &Config,
     counters: Arc<SharedCounters>,
@@ -330,7 +336,7 @@ fn run_worker(
         return 1;
     }
     let open = OpenCount::Shared { counters, mine: i };
-    match readiness::epoll::run_each(listeners, config, &shutdown, open) {
+    match loops::run_each(kind, listeners, config, &shutdown, open) {
         Ok(()) => 0,
         Err(error) => {
             tracing::error!("worker {i} failed: {error}");

@@ -1,4 +1,4 @@
-//! Hybrid: `--processes` worker processes, each running `--workers` epoll threads: processes × threads × event loops.
+//! Hybrid: `--processes` worker processes, each running `--workers` threads of epoll loops or green hubs (`--green`): processes × threads × event loops or coroutines.
 //!
 //! **The idea.** The course closes its tour by saying that big servers mix
 //! all three: processes, threads and coroutines, as uWSGI does with
@@ -11,7 +11,10 @@
 //!   is an epoll loop of its own (`readiness/epoll.rs`, as in `reactors`);
 //! - *an event loop* for connections: thousands per thread, each a
 //!   session, with no thread or stack per client (the role gevent's
-//!   coroutines play in uWSGI).
+//!   coroutines play in uWSGI). With `--green` each thread runs a green hub
+//!   instead (`hub.rs`, as in the `green` model): a greenlet per client
+//!   running the blocking echo loop, which is the course's line exactly,
+//!   processes + threads + coroutines (多进程 + 线程 + 协程).
 //!
 //! Every thread of every process has its own `SO_REUSEPORT` listener on the
 //! port, so the kernel spreads clients over `processes × workers` queues and
@@ -42,20 +45,23 @@
 use std::io;
 use std::net::TcpListener;
 
-use crate::{Config, Family, Flag, Model, Shutdown, supervisor};
+use crate::readiness::epoll;
+use crate::{Config, Family, Flag, Model, Shutdown, hub, supervisor};
 
 /// `--model hybrid`.
 pub const MODEL: Model = Model::new(
     "hybrid",
     Family::Multiplexing,
     file!(),
-    "--processes processes x --workers epoll threads each: processes for \
-     isolation, threads for cores, an event loop for connections",
+    "--processes processes x --workers threads each: processes for \
+     isolation, threads for cores, an epoll loop (or a green hub, --green) \
+     for connections",
     serve,
 )
-.taking(&[Flag::Workers, Flag::Processes, Flag::Edge])
+.taking(&[Flag::Workers, Flag::Processes, Flag::Edge, Flag::Green])
 .reusing_port()
-.with_standing_workers(processes);
+.with_standing_workers(processes)
+.with_variants(&[&["--green"]]);
 
 /// Processes without `--processes`, and threads per process without
 /// `--workers`: two of each, so both levels exist.
@@ -66,13 +72,14 @@ fn processes(config: &Config) -> usize {
     config.processes.map_or(DEFAULT, |n| n.get())
 }
 
-/// How many epoll threads in each process: `--workers`, or 2.
+/// How many threads in each process: `--workers`, or 2.
 fn threads(config: &Config) -> usize {
     config.workers_or(DEFAULT)
 }
 
 /// Binds one listener per thread of every process and hands each process
-/// its share to the supervisor, until the drain is over.
+/// its share to the supervisor, with the loop each thread runs, until the
+/// drain is over.
 ///
 /// # Errors
 ///
@@ -83,5 +90,6 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
     let groups = (0..processes)
         .map(|_| listeners.by_ref().take(threads).collect())
         .collect();
-    supervisor::run(groups, config, shutdown)
+    let kind = if config.green { hub::LOOP } else { epoll::LOOP };
+    supervisor::run(kind, groups, config, shutdown)
 }

@@ -73,7 +73,7 @@ macro_rules! models {
             /// let names: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
             /// assert_eq!(&names[..5], ["iterative", "thread", "thread-pool", "fork", "prefork"]);
             /// assert_eq!(&names[5..11], ["nonblocking", "select", "poll", "epoll", "reactors", "hybrid"]);
-            /// assert_eq!(&names[11..], ["sigio", "uring", "tokio"]);
+            /// assert_eq!(&names[11..], ["sigio", "uring", "green", "tokio"]);
             /// ```
             // `self::`: `tokio` is both a model file and a crate.
             pub const ALL: &'static [&'static Model] = &[$(&self::$file::MODEL),*];
@@ -95,6 +95,7 @@ models! {
     hybrid,
     sigio,
     uring,
+    green,
     tokio,
 }
 
@@ -143,6 +144,8 @@ pub enum Flag {
     Processes,
     /// `--edge`: edge-triggered epoll.
     Edge,
+    /// `--green`: green hubs instead of epoll loops.
+    Green,
 }
 
 impl Flag {
@@ -160,6 +163,7 @@ impl Flag {
             Self::Workers => "--workers",
             Self::Processes => "--processes",
             Self::Edge => "--edge",
+            Self::Green => "--green",
         }
     }
 }

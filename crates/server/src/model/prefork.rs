@@ -52,6 +52,7 @@ use std::io;
 use std::net::TcpListener;
 
 use crate::config::cores;
+use crate::readiness::epoll;
 use crate::{Config, Family, Flag, Model, Shutdown, supervisor};
 
 /// `--model prefork`.
@@ -83,5 +84,5 @@ pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io:
     let listeners = config.bind_beside(listener, workers(config))?;
     // A group of one listener per worker: each runs one epoll loop.
     let groups = listeners.into_iter().map(|l| vec![l]).collect();
-    supervisor::run(groups, config, shutdown)
+    supervisor::run(epoll::LOOP, groups, config, shutdown)
 }

@@ -42,6 +42,7 @@ use std::net::TcpListener;
 
 use crate::admission::OpenCount;
 use crate::config::cores;
+use crate::loops;
 use crate::readiness::epoll;
 use crate::{Config, Family, Flag, Model, Shutdown};
 
@@ -73,5 +74,5 @@ fn workers(config: &Config) -> usize {
 pub fn serve(listener: TcpListener, config: &Config, shutdown: &Shutdown) -> io::Result<()> {
     let listeners = config.bind_beside(listener, workers(config))?;
     // One count of open connections for --max-conns, across all reactors.
-    epoll::run_each(listeners, config, shutdown, OpenCount::default())
+    loops::run_each(epoll::LOOP, listeners, config, shutdown, OpenCount::default())
 }

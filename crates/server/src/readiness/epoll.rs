@@ -10,17 +10,13 @@
 //! served until it would block.
 
 use std::io;
-use std::net::TcpListener;
 use std::os::fd::RawFd;
-use std::panic::{self, AssertUnwindSafe};
-use std::thread;
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 
 use super::{Interest, Loop, Step, wait_timeout};
-use crate::admission::OpenCount;
-use crate::{Config, Shutdown};
+use crate::loops::Kind;
 
 /// Event data of the listener and of the shutdown descriptor. Connections
 /// are registered with their descriptor as data, and descriptors are never
@@ -128,59 +124,13 @@ pub(crate) fn run(mut server: Loop<'_>, edge: bool) -> io::Result<()> {
     }
 }
 
-/// One epoll loop per listener, each on its own thread, counting in `open`,
-/// until the drain is over; a single listener is served on the calling
-/// thread. One loop down, by error or panic, is a broken server: the others
-/// are stopped at once and its failure is passed on.
-///
-/// # Errors
-///
-/// If a loop's thread cannot start, or a loop fails.
-pub(crate) fn run_each(
-    mut listeners: Vec<TcpListener>,
-    config: &Config,
-    shutdown: &Shutdown,
-    open: OpenCount,
-) -> io::Result<()> {
-    if listeners.len() == 1 {
-        let listener = listeners.pop().expect("one listener");
-        return run(Loop::new(listener, config, shutdown, open)?, config.edge);
-    }
-    thread::scope(|scope| {
-        let mut reactors = Vec::new();
-        for (i, listener) in listeners.into_iter().enumerate() {
-            let open = open.clone();
-            let reactor = thread::Builder::new()
-                .name(format!("reactor-{i}"))
-                .spawn_scoped(scope, move || {
-                    let result = panic::catch_unwind(AssertUnwindSafe(|| {
-                        Loop::new(listener, config, shutdown, open)
-                            .and_then(|server| run(server, config.edge))
-                    }));
-                    if !matches!(result, Ok(Ok(()))) {
-                        shutdown.force();
-                    }
-                    result.unwrap_or_else(|p| panic::resume_unwind(p))
-                });
-            match reactor {
-                Ok(reactor) => reactors.push(reactor),
-                Err(error) => {
-                    shutdown.force();
-                    return Err(error);
-                }
-            }
-        }
-        let mut outcome = Ok(());
-        for reactor in reactors {
-            // A loop never panics on I/O; a panic is a bug, passed on.
-            let result = reactor.join().unwrap_or_else(|p| panic::resume_unwind(p));
-            if outcome.is_ok() {
-                outcome = result;
-            }
-        }
-        outcome
-    })
-}
+/// The epoll loop, for `loops::run_each`: one per listener.
+pub(crate) const LOOP: Kind = Kind {
+    name: "reactor",
+    serve: |listener, config, shutdown, open| {
+        run(Loop::new(listener, config, shutdown, open)?, config.edge)
+    },
+};
 
 /// Events that mean "a read will not block": data, EOF, or an error to collect.
 const READABLE: EpollFlags = EpollFlags::EPOLLIN

@@ -88,9 +88,9 @@ pub fn assert_no_spin(server: &Server, when: &str) {
 }
 
 /// `--workers N` for a model that takes it, nothing for the others (which
-/// refuse it).
+/// refuse it) and for a variant that sets its own (`green --workers 2`).
 pub fn workers_flag(subject: Subject, n: &'static str) -> Vec<&'static str> {
-    if subject.model.takes(Flag::Workers) {
+    if subject.model.takes(Flag::Workers) && !subject.flags.contains(&"--workers") {
         vec!["--workers", n]
     } else {
         Vec::new()
