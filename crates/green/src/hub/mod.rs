@@ -45,6 +45,22 @@ use timers::Timers;
 /// always ready.
 pub(crate) const EVENT_INTERVAL: u32 = 61;
 
+/// A greenlet out of the hub to run: its fiber, why it is resumed, and
+/// what the overflow handler must know while it runs.
+struct Turn {
+    task: Task,
+    fiber: Box<Fiber>,
+    wake: Wake,
+    running: Running,
+}
+
+/// A greenlet back from running: whether it ended.
+struct Ran {
+    task: Task,
+    fiber: Box<Fiber>,
+    done: bool,
+}
+
 /// Why a greenlet is resumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wake {
@@ -106,7 +122,7 @@ pub(crate) struct ScopeExpired(pub(crate) u64);
 struct Entry {
     generation: u32,
     /// `None` while it runs (the loop holds it), or once the slot is free.
-    fiber: Option<Fiber>,
+    fiber: Option<Box<Fiber>>,
     /// The token of the wait it is in; 0 when it is not waiting.
     waiting: u64,
     /// A kill that found it running or ready, delivered at its next wait.
@@ -271,7 +287,7 @@ impl Core {
             }
         };
         let guard = slot.guard();
-        let fiber = Fiber::new(slot, body);
+        let fiber = Box::new(Fiber::new(slot, body));
         let number = self.next_number;
         self.next_number += 1;
         let name = name.unwrap_or_else(|| format!("Greenlet-{number}").into_boxed_str());
@@ -391,12 +407,6 @@ impl Core {
         true
     }
 
-    /// Takes the kill that arrived while the running greenlet was ready.
-    fn take_kill(&mut self) -> bool {
-        let task = self.current();
-        std::mem::take(&mut self.entries[task.index as usize].kill)
-    }
-
     /// Opens a timeout scope on the running greenlet.
     pub(crate) fn push_scope(&mut self, at: Instant) -> u64 {
         let task = self.current();
@@ -426,12 +436,13 @@ impl Core {
     }
 
     /// Takes `task` out to run it.
-    fn enter(&mut self, task: Task, wake: &mut Wake) -> Option<(Fiber, Running)> {
+    fn enter(&mut self, task: Task, wake: &mut Wake) -> Option<(Box<Fiber>, Running)> {
         let size = self.stack_size;
         let entry = self.entry(task)?;
         let fiber = entry.fiber.take()?;
-        if *wake == Wake::Start && std::mem::take(&mut entry.kill) {
-            // Killed before it ever ran: it starts by ending.
+        if std::mem::take(&mut entry.kill) {
+            // Killed while it was ready: its wait ends by unwinding (or,
+            // killed before it ever ran, it starts by ending).
             *wake = Wake::Kill;
         }
         let running = Running {
@@ -444,8 +455,30 @@ impl Core {
         Some((fiber, running))
     }
 
+    /// Puts back the greenlet that just ran, if one did, then takes out
+    /// the next ready one that still lives, popping at most `budget`
+    /// entries: the ready greenlets of this round, not those it wakes.
+    fn next_turn(&mut self, ran: Option<Ran>, budget: &mut usize) -> Option<Turn> {
+        if let Some(Ran { task, fiber, done }) = ran {
+            self.leave(task, fiber, done);
+        }
+        while *budget > 0 {
+            *budget -= 1;
+            let (task, mut wake) = self.ready.pop_front()?;
+            if let Some((fiber, running)) = self.enter(task, &mut wake) {
+                return Some(Turn {
+                    task,
+                    fiber,
+                    wake,
+                    running,
+                });
+            }
+        }
+        None
+    }
+
     /// Puts `task` back after it ran, or frees it if it ended.
-    fn leave(&mut self, task: Task, fiber: Fiber, done: bool) {
+    fn leave(&mut self, task: Task, fiber: Box<Fiber>, done: bool) {
         self.current = None;
         let index = task.index as usize;
         if done {
@@ -533,10 +566,12 @@ pub(crate) fn block(waiter: Waiter, deadline: Option<Instant>) -> Blocked {
     if !with(|core| core.arm(waiter, deadline)) {
         std::panic::resume_unwind(Box::new(GreenletExit));
     }
-    let wake = fiber::suspend();
-    if with(Core::take_kill) {
-        std::panic::resume_unwind(Box::new(GreenletExit));
-    }
+    woken(fiber::suspend())
+}
+
+/// What a wait's wake means for the greenlet that was in it (a kill that
+/// came while it was ready arrives as [`Wake::Kill`]: see `Core::enter`).
+fn woken(wake: Wake) -> Blocked {
     match wake {
         Wake::Woken | Wake::Start => Blocked::Woken,
         Wake::Timer(Cause::Own) => Blocked::TimedOut,
@@ -561,23 +596,34 @@ pub(crate) fn wait(waiter: Waiter, deadline: Option<Instant>) -> bool {
 
 /// Lets every other ready greenlet run once, then goes on (`sleep(0)`).
 pub(crate) fn yield_now() {
-    let waiter = with(|core| {
+    // One visit to the hub: the ticket, the wake at the back of the ready
+    // queue, and the start of the wait (which a pending kill refuses).
+    let armed = with(|core| {
         let waiter = core.waiter();
         core.wake(waiter);
-        waiter
+        core.arm(waiter, None)
     });
-    wait(waiter, None);
+    if !armed {
+        std::panic::resume_unwind(Box::new(GreenletExit));
+    }
+    if let Blocked::Expired(id) = woken(fiber::suspend()) {
+        std::panic::resume_unwind(Box::new(ScopeExpired(id)));
+    }
 }
 
-/// Runs `task` until it blocks or ends.
-fn resume(task: Task, mut wake: Wake) {
-    let Some((mut fiber, running)) = with(|core| core.enter(task, &mut wake)) else {
-        return;
-    };
+/// Runs a greenlet taken out by [`Core::next_turn`] until it blocks or
+/// ends; returns what goes back to the hub.
+fn resume(turn: Turn) -> Ran {
+    let Turn {
+        task,
+        mut fiber,
+        wake,
+        running,
+    } = turn;
     overflow::set_running(Some(running));
     let done = fiber.resume(wake);
     overflow::set_running(None);
-    with(|core| core.leave(task, fiber, done));
+    Ran { task, fiber, done }
 }
 
 /// The default stack of a greenlet.
@@ -635,26 +681,28 @@ pub(crate) fn run<T: 'static>(stack_size: usize, main: impl FnOnce() -> T + 'sta
 
 /// Runs the loop until `done` says so, checked after each round.
 fn run_until(mut done: impl FnMut() -> bool) {
+    let mut budget = with(|core| core.ready.len());
     loop {
-        let n = with(|core| core.ready.len());
-        for _ in 0..n {
-            let Some((task, wake)) = with(|core| core.ready.pop_front()) else {
-                break;
-            };
-            resume(task, wake);
+        // One visit to the hub between two greenlets: the one that ran
+        // goes back, the next comes out.
+        let mut ran = None;
+        while let Some(turn) = with(|core| core.next_turn(ran.take(), &mut budget)) {
+            ran = Some(resume(turn));
         }
         if done() {
             return;
         }
+        // The events, then the next round's budget: who is ready now.
         let step = with(|core| {
-            if core.main.is_none() && core.ready.is_empty() {
-                // Ending: no more waiting for I/O or timers.
-                return Ok(());
+            if core.main.is_some() || !core.ready.is_empty() {
+                core.wait_for_events()?;
             }
-            core.wait_for_events()
+            // (Ending, with nobody ready: no more waiting for I/O or timers.)
+            Ok::<_, std::io::Error>(core.ready.len())
         });
-        if let Err(e) = step {
-            panic!("green: the hub's poll failed: {e}");
+        match step {
+            Ok(ready) => budget = ready,
+            Err(e) => panic!("green: the hub's poll failed: {e}"),
         }
     }
 }

@@ -12,6 +12,8 @@
 //!   overflow (a touch of its guard page) from any other fault, names the
 //!   greenlet, and aborts.
 
+#![allow(unsafe_code)]
+
 pub(crate) mod fiber;
 pub(crate) mod overflow;
 pub(crate) mod stack;

@@ -29,7 +29,8 @@
 //! **Its cost.** Per message: one `read`, one `write`, and a share of one
 //! `epoll_wait` (a wait returns every client that is ready, up to 1024). All
 //! on one thread: no locks, no context switches, and the server's memory is
-//! one session buffer per client plus the kernel's socket buffers. With 10
+//! one session buffer per client that has sent anything (a silent one
+//! holds none) plus the kernel's socket buffers. With 10
 //! busy clients beside 1000 silent ones it spent 8.4 us of server CPU per
 //! request, where `poll` paid 52 and `select` 71
 //! (`bench/results/2026-11-26/readiness-costs.md`; that folder and
