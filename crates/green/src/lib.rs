@@ -45,14 +45,14 @@
 //!
 //! Measured on the 2-core machine the project is measured on, beside
 //! gevent 26.9 in the same session (`bench/results/2026-12-03/green-costs.md`,
-//! with the commands): spawn and join of an empty greenlet about 0.22 us
-//! (gevent: 20 us); a `sleep(0)` between two greenlets about 85 ns
-//! (gevent: 2.0 us); 100,000 greenlets blocked on one [`Event`] add about
+//! with the commands): spawn and join of an empty greenlet about 0.27 us
+//! (gevent: 23 us); a `sleep(0)` between two greenlets about 87 ns
+//! (gevent: 1.9 us); 100,000 greenlets blocked on one [`Event`] add about
 //! 4.4 KiB of RSS each, the one stack page a parked greenlet touches
 //! plus its bookkeeping (gevent: 7.7 KiB). As a server (the `green` model
 //! of `iomodels`), 4.5 KiB per idle connection, and server CPU per
-//! request level with the epoll loop's: the switches cost nanoseconds
-//! where the kernel's TCP work costs microseconds.
+//! request level with the epoll loop's (0.99x): the switches cost
+//! nanoseconds where the kernel's TCP work costs microseconds.
 //!
 //! # The stack, and how it fails
 //!

@@ -18,7 +18,7 @@
 //! stack of which it touches a page or two, where a thread costs a kernel
 //! task and a context switch per message. Measured beside `epoll` and the
 //! course's gevent server (`bench/results/2026-12-03/green-costs.md`): at
-//! 100 connections it spent 0.96x `epoll`'s server CPU per request, and
+//! 100 connections it spent 0.99x `epoll`'s server CPU per request, and
 //! gevent 2.8x; an idle connection cost 4.5 KiB of RSS (a stack page, the
 //! greenlet's and the socket's bookkeeping; no buffer until the client
 //! sends), gevent's 8.5 KiB.
