@@ -158,36 +158,43 @@ fn start<T: 'static>(
     at: Option<Instant>,
     f: impl FnOnce() -> T + 'static,
 ) -> std::io::Result<Greenlet<T>> {
-    hub::with(|core| {
-        // The task is known only once spawned; the body reaches its shared
-        // record through this cell, filled in before it first runs.
-        let cell: Rc<RefCell<Option<Rc<Shared<T>>>>> = Rc::new(RefCell::new(None));
-        let for_body = Rc::clone(&cell);
-        let task = core.spawn(name, at, move |first| {
-            let shared = for_body
-                .borrow_mut()
-                .take()
-                .expect("filled before the first run");
-            let outcome = if first == Wake::Kill {
-                drop(f); // Killed before it started: only its captures drop.
-                Outcome::Killed
-            } else {
-                match panic::catch_unwind(AssertUnwindSafe(f)) {
-                    Ok(value) => Outcome::Value(value),
-                    Err(payload) if payload.is::<GreenletExit>() => Outcome::Killed,
-                    Err(payload) => Outcome::Panicked(message(&*payload)),
-                }
-            };
-            finish(&shared, outcome);
-        })?;
-        let shared = Rc::new(Shared {
-            task,
-            outcome: RefCell::new(Outcome::Running),
-            joiners: WaitList::default(),
-        });
-        *cell.borrow_mut() = Some(Rc::clone(&shared));
-        Ok(Greenlet { shared })
-    })
+    // The task is known only once spawned; the body reaches its shared
+    // record through this cell, filled in before it first runs.
+    let cell: Rc<RefCell<Option<Rc<Shared<T>>>>> = Rc::new(RefCell::new(None));
+    let for_body = Rc::clone(&cell);
+    let body = move |first| {
+        let shared = for_body
+            .borrow_mut()
+            .take()
+            .expect("filled before the first run");
+        let outcome = if first == Wake::Kill {
+            drop(f); // Killed before it started: only its captures drop.
+            Outcome::Killed
+        } else {
+            match panic::catch_unwind(AssertUnwindSafe(f)) {
+                Ok(value) => Outcome::Value(value),
+                Err(payload) if payload.is::<GreenletExit>() => Outcome::Killed,
+                Err(payload) => Outcome::Panicked(message(&*payload)),
+            }
+        };
+        finish(&shared, outcome);
+    };
+    let task = match hub::with(|core| core.spawn(name, at, body)) {
+        Ok(task) => task,
+        Err((error, body)) => {
+            // Out of the hub's borrow: what it captured may use the hub
+            // as it drops (a socket leaving its registration).
+            drop(body);
+            return Err(error);
+        }
+    };
+    let shared = Rc::new(Shared {
+        task,
+        outcome: RefCell::new(Outcome::Running),
+        joiners: WaitList::default(),
+    });
+    *cell.borrow_mut() = Some(Rc::clone(&shared));
+    Ok(Greenlet { shared })
 }
 
 /// Records the outcome and wakes every greenlet in `join`.

@@ -209,49 +209,6 @@ fn ten_thousand_sleeping_greenlets_sleep_at_once() {
     });
 }
 
-/// 100,000 greenlets exist at once, each blocked on one `Event` with a
-/// stack of its own, and one `set` wakes them all: their stacks are slots
-/// of a few large mappings, so they fit far under `vm.max_map_count`
-/// (65,530 here), which stacks mapped one by one, each with a guard,
-/// would exhaust near 32,000.
-#[test]
-fn a_hundred_thousand_greenlets_exist_at_once() {
-    const N: usize = 100_000;
-    let mappings = || {
-        std::fs::read_to_string("/proc/self/maps")
-            .unwrap()
-            .lines()
-            .count()
-    };
-    let before = mappings();
-    let (woken, during) = green::Hub::new().stack_size(16 * 1024).run(move || {
-        let event = Rc::new(Event::new());
-        let woken = Rc::new(Cell::new(0));
-        let greenlets: Vec<_> = (0..N)
-            .map(|_| {
-                let (event, woken) = (Rc::clone(&event), Rc::clone(&woken));
-                green::spawn(move || {
-                    event.wait();
-                    woken.set(woken.get() + 1);
-                })
-            })
-            .collect();
-        // Every greenlet runs up to its wait: all N stacks are in use.
-        green::sleep(Duration::ZERO);
-        assert_eq!(woken.get(), 0);
-        let during = mappings();
-        event.set();
-        assert_eq!(green::joinall(&greenlets, None).len(), N);
-        (woken.get(), during)
-    });
-    assert_eq!(woken, N);
-    assert!(
-        during - before < N / 10,
-        "{N} stacks took {} mappings",
-        during - before
-    );
-}
-
 /// `spawn_later` starts its greenlet only once the delay has passed, after
 /// greenlets spawned at once.
 #[test]

@@ -9,10 +9,22 @@ use green::{Event, Lock, Pool, PutError, Queue, Semaphore};
 /// `set` wakes every greenlet waiting on the event.
 #[test]
 fn an_event_wakes_every_waiter() {
-    green::run(|| {
+    // 100,000 of them, each with a stack of its own: the stacks are slots
+    // of a few large mappings, so they fit far under `vm.max_map_count`
+    // (65,530 here), which stacks mapped one by one, each with a guard,
+    // would exhaust near 32,000.
+    const N: usize = 100_000;
+    let mappings = || {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .count()
+    };
+    let before = mappings();
+    let during = green::Hub::new().stack_size(16 * 1024).run(move || {
         let event = Rc::new(Event::new());
         let woken = Rc::new(Cell::new(0));
-        let greenlets: Vec<_> = (0..1000)
+        let greenlets: Vec<_> = (0..N)
             .map(|_| {
                 let (event, woken) = (Rc::clone(&event), Rc::clone(&woken));
                 green::spawn(move || {
@@ -21,12 +33,20 @@ fn an_event_wakes_every_waiter() {
                 })
             })
             .collect();
+        // Every greenlet runs up to its wait: all N stacks are in use.
         green::sleep(Duration::ZERO);
         assert_eq!(woken.get(), 0);
+        let during = mappings();
         event.set();
-        green::joinall(&greenlets, None);
-        assert_eq!(woken.get(), 1000);
+        assert_eq!(green::joinall(&greenlets, None).len(), N);
+        assert_eq!(woken.get(), N);
+        during
     });
+    assert!(
+        during - before < N / 10,
+        "{N} stacks took {} mappings",
+        during - before
+    );
 }
 
 /// A full queue parks `put` until a `get` makes room.

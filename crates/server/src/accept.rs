@@ -6,7 +6,9 @@
 //!   `EPROTO`, the network errors accept(2) says to treat as `EAGAIN`); take
 //!   the next one.
 //! - **exhaustion**: no descriptor or kernel memory for a new socket
-//!   (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`). The client stays queued and the
+//!   (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`; and `ENOSPC`, which accept(2)
+//!   never returns but a green listener's accept does when registering the
+//!   new socket finds epoll at `fs.epoll.max_user_watches`). The client stays queued and the
 //!   listener stays readable, so retrying at once would spin a core. Back off
 //!   (5 ms, doubling to 500 ms) while the clients already connected keep being
 //!   served, and retry; each client that leaves frees a descriptor.
@@ -38,7 +40,9 @@ impl AcceptError {
             return Self::ListenerDown;
         };
         match errno {
-            Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM => Self::Exhausted,
+            Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM | Errno::ENOSPC => {
+                Self::Exhausted
+            }
             Errno::ECONNABORTED
             | Errno::EINTR
             | Errno::EAGAIN
@@ -168,7 +172,13 @@ mod tests {
 
     #[test]
     fn descriptor_exhaustion_backs_off() {
-        for errno in [Errno::EMFILE, Errno::ENFILE, Errno::ENOBUFS, Errno::ENOMEM] {
+        for errno in [
+            Errno::EMFILE,
+            Errno::ENFILE,
+            Errno::ENOBUFS,
+            Errno::ENOMEM,
+            Errno::ENOSPC,
+        ] {
             assert_eq!(kind(errno), AcceptError::Exhausted, "{errno}");
         }
     }

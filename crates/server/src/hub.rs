@@ -6,16 +6,19 @@
 //!
 //! - **accept**: accepts, admits against `--max-conns` (a client beyond
 //!   it is closed at once), enters the client in this hub's list and
-//!   spawns its greenlet. Out of descriptors it sleeps its back-off
+//!   spawns its greenlet. After [`ACCEPT_BATCH`] clients in a row it
+//!   yields, so a burst of connections cannot keep the connected clients
+//!   (or the drain) waiting; gevent's `StreamServer` caps its accepts per
+//!   turn the same way. Out of descriptors it sleeps its back-off
 //!   (`crate::accept`) while the other greenlets go on serving.
 //! - **a client's**: [`blocking::echo`](crate::blocking::echo) over a
 //!   `green::net::TcpStream`, the very loop the `thread` model runs over
 //!   std's.
 //! - **drain**: waits on the [`Shutdown`] descriptor, which turns readable
-//!   when the drain begins (`green::wait_readable`). Then it kills the
-//!   acceptor (the listener closes as it unwinds: new clients are
-//!   refused), sets the flag the echo loops look at, and gives every
-//!   client a read timeout of a millisecond. A greenlet parked in `read`
+//!   when the drain begins (`green::wait_readable`). Then it sets the flag
+//!   the echo loops look at, kills the acceptor (the listener closes as it
+//!   unwinds: new clients are refused), and gives every client a read
+//!   timeout of a millisecond. A greenlet parked in `read`
 //!   has that timeout applied to the wait it is in, returns `WouldBlock`,
 //!   sees the flag and drains (`crate::drain`), as a thread does. No
 //!   signal is needed: a parked greenlet is the hub's to wake, where a
@@ -43,6 +46,9 @@ use crate::{Config, EchoSession, Shutdown, blocking};
 
 /// The green hub, for `loops::run_each`: one per listener.
 pub(crate) const LOOP: Kind = Kind { name: "hub", serve };
+
+/// Clients the acceptor takes in a row before it lets the others run.
+const ACCEPT_BATCH: u32 = 64;
 
 /// How soon a parked `read` returns once the drain began.
 const WAKE_WITHIN: Duration = Duration::from_millis(1);
@@ -97,9 +103,15 @@ fn accept_clients(
     open: &OpenCount,
 ) -> io::Result<()> {
     let mut backoff = Backoff::default();
+    let mut in_a_row = 0;
     loop {
+        if in_a_row == ACCEPT_BATCH {
+            in_a_row = 0;
+            green::sleep(Duration::ZERO);
+        }
         match listener.accept() {
             Ok((stream, _)) => {
+                in_a_row += 1;
                 backoff.reset();
                 prepare(stream.get_ref());
                 let Some(slot) = open.admit(config.max_conns) else {

@@ -74,6 +74,10 @@ impl EchoSession {
     /// enough that 10,000 connections cost 640 MiB at the very worst.
     pub const DEFAULT_CAPACITY: usize = 64 * 1024;
 
+    /// The buffer a lingering close reads into when the client never sent
+    /// anything before it.
+    const DISCARD: usize = 512;
+
     /// A session whose buffer holds at most `capacity` bytes (at least 1).
     /// The buffer is allocated by the first [`recv_buf`](Self::recv_buf) (or
     /// [`discard_buf`](Self::discard_buf)), so a connection that never sends
@@ -112,8 +116,9 @@ impl EchoSession {
         self.capacity
     }
 
-    /// Whether the buffer is allocated yet: not before the first
-    /// [`recv_buf`](Self::recv_buf). A blocking model waits for a silent
+    /// Whether the session has a buffer yet: none before the first
+    /// [`recv_buf`](Self::recv_buf) (or [`discard_buf`](Self::discard_buf),
+    /// which takes only a small one when there was none). A blocking model waits for a silent
     /// client's first byte without one (`peek`), so that an idle client
     /// costs no buffer.
     ///
@@ -131,9 +136,14 @@ impl EchoSession {
         !self.buf.is_empty()
     }
 
-    /// Allocates the buffer if it is not yet.
+    /// Gives the session its whole buffer, if it has less (none, or the
+    /// small one a lingering close took).
     fn allocate(&mut self) {
-        if self.buf.is_empty() {
+        if self.buf.len() < self.capacity {
+            debug_assert_eq!(
+                self.head, self.tail,
+                "nothing is owed from a smaller buffer"
+            );
             self.buf = vec![0; self.capacity].into_boxed_slice();
         }
     }
@@ -414,7 +424,12 @@ impl EchoSession {
     /// assert_eq!(session.discard_buf().len(), 8);
     /// ```
     pub fn discard_buf(&mut self) -> &mut [u8] {
-        self.allocate();
+        if self.buf.is_empty() {
+            // A client that never sent a byte before the drain: bytes thrown
+            // away need no room to be answered from, and a drain of many
+            // idle clients should not allocate a whole buffer for each.
+            self.buf = vec![0; self.capacity.min(Self::DISCARD)].into_boxed_slice();
+        }
         if self.head == self.tail {
             self.head = 0;
             self.tail = 0;
@@ -479,6 +494,17 @@ mod tests {
         assert!(!session.is_done());
         session.sent(2);
         assert!(session.is_done());
+    }
+
+    #[test]
+    fn a_silent_client_costs_a_small_discard_buffer_at_most() {
+        let mut session = EchoSession::new(64 * 1024);
+        session.stop_after(0);
+        assert!(session.is_done() && session.lingers());
+        assert_eq!(session.discard_buf().len(), EchoSession::DISCARD);
+        // Served again after a reset, it reads into its whole buffer.
+        session.reset();
+        assert_eq!(session.recv_buf().len(), 64 * 1024);
     }
 
     #[test]

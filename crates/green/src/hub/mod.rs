@@ -45,6 +45,9 @@ use timers::Timers;
 /// always ready.
 pub(crate) const EVENT_INTERVAL: u32 = 61;
 
+/// Timers the heap holds before it first looks for dead ones.
+const MIN_TIMERS_LIMIT: usize = 1024;
+
 /// A greenlet out of the hub to run: its fiber, why it is resumed, and
 /// what the overflow handler must know while it runs.
 struct Turn {
@@ -162,6 +165,8 @@ pub(crate) struct Core {
     free: Vec<u32>,
     ready: VecDeque<(Task, Wake)>,
     timers: Timers,
+    /// When the timer heap is next checked for dead timers.
+    timers_limit: usize,
     pub(crate) io: io::Registry,
     remote: Arc<Remote>,
     /// Results still owed by other threads.
@@ -237,6 +242,7 @@ impl Core {
             free: Vec::new(),
             ready: VecDeque::new(),
             timers: Timers::default(),
+            timers_limit: MIN_TIMERS_LIMIT,
             io,
             remote: Arc::new(Remote {
                 woken: Mutex::new(Vec::new()),
@@ -272,16 +278,25 @@ impl Core {
     }
 
     /// A new greenlet, ready at once or (with `at`) when that time comes.
-    pub(crate) fn spawn(
+    ///
+    /// # Errors
+    ///
+    /// If no stack can be mapped; `body` comes back with the error, to be
+    /// dropped by the caller once the hub is no longer borrowed (its
+    /// captures' destructors may use the hub).
+    pub(crate) fn spawn<B: FnOnce(Wake) + 'static>(
         &mut self,
         name: Option<Box<str>>,
         at: Option<Instant>,
-        body: impl FnOnce(Wake) + 'static,
-    ) -> std::io::Result<Task> {
+        body: B,
+    ) -> Result<Task, (std::io::Error, B)> {
         let slot = match self.stacks.pop() {
             Some(slot) => slot,
             None => {
-                let region = std::rc::Rc::new(Region::map(self.stack_size)?);
+                let region = match Region::map(self.stack_size) {
+                    Ok(region) => std::rc::Rc::new(region),
+                    Err(error) => return Err((error, body)),
+                };
                 self.stacks.extend(region.slots());
                 self.stacks.pop().expect("a region has slots")
             }
@@ -318,7 +333,7 @@ impl Core {
             Some(at) => {
                 let token = self.token();
                 self.entries[index as usize].waiting = token;
-                self.timers.arm(at, Waiter { task, token }, Cause::Own);
+                self.arm_timer(at, Waiter { task, token }, Cause::Own);
             }
         }
         Ok(task)
@@ -366,7 +381,7 @@ impl Core {
     /// while a call waits).
     pub(crate) fn add_deadline(&mut self, waiter: Waiter, at: Instant) {
         if self.is_waiting(waiter) {
-            self.timers.arm(at, waiter, Cause::Own);
+            self.arm_timer(at, waiter, Cause::Own);
         }
     }
 
@@ -398,13 +413,38 @@ impl Core {
         if let Some(&(id, at)) = entry.scopes.iter().min_by_key(|(_, at)| *at)
             && deadline.is_none_or(|d| at <= d)
         {
-            self.timers.arm(at, waiter, Cause::Scope(id));
+            self.arm_timer(at, waiter, Cause::Scope(id));
             return true;
         }
         if let Some(at) = deadline {
-            self.timers.arm(at, waiter, Cause::Own);
+            self.arm_timer(at, waiter, Cause::Own);
         }
         true
+    }
+
+    /// Arms a timer, first dropping the dead ones (their waits ended some
+    /// other way) if they have come to outnumber the rest: a socket read
+    /// with a timeout that returns data leaves its timer behind, and a
+    /// busy connection would otherwise pile up one per read until the
+    /// timeout's length had passed. Amortized, a constant per arm.
+    fn arm_timer(&mut self, at: Instant, waiter: Waiter, cause: Cause) {
+        if self.timers.len() >= self.timers_limit {
+            let entries = &self.entries;
+            self.timers.retain(|w| {
+                entries
+                    .get(w.task.index as usize)
+                    .is_some_and(|e| e.generation == w.task.generation && e.waiting == w.token)
+            });
+            self.timers_limit = (2 * self.timers.len()).max(MIN_TIMERS_LIMIT);
+        }
+        self.timers.arm(at, waiter, cause);
+    }
+
+    /// Takes a kill that came while the running greenlet ran: it must not
+    /// wait any more.
+    fn take_kill(&mut self) -> bool {
+        let task = self.current();
+        std::mem::take(&mut self.entries[task.index as usize].kill)
     }
 
     /// Opens a timeout scope on the running greenlet.
@@ -596,14 +636,19 @@ pub(crate) fn wait(waiter: Waiter, deadline: Option<Instant>) -> bool {
 
 /// Lets every other ready greenlet run once, then goes on (`sleep(0)`).
 pub(crate) fn yield_now() {
-    // One visit to the hub: the ticket, the wake at the back of the ready
-    // queue, and the start of the wait (which a pending kill refuses).
-    let armed = with(|core| {
+    // One visit to the hub: a pending kill ends it here; else a ticket,
+    // woken at once to the back of the ready queue. No timer: the wait
+    // ends within the round (a scope that expired meanwhile is seen by the
+    // next wait that blocks).
+    let killed = with(|core| {
+        if core.take_kill() {
+            return true;
+        }
         let waiter = core.waiter();
         core.wake(waiter);
-        core.arm(waiter, None)
+        false
     });
-    if !armed {
+    if killed {
         std::panic::resume_unwind(Box::new(GreenletExit));
     }
     if let Blocked::Expired(id) = woken(fiber::suspend()) {
@@ -704,5 +749,37 @@ fn run_until(mut done: impl FnMut() -> bool) {
             Ok(ready) => budget = ready,
             Err(e) => panic!("green: the hub's poll failed: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{MIN_TIMERS_LIMIT, wait, with};
+
+    /// Waits with a far deadline that end another way (a busy socket with
+    /// a read timeout) leave dead timers behind; the heap sweeps them out
+    /// instead of growing with every wait.
+    #[test]
+    fn dead_timers_do_not_pile_up() {
+        let most = crate::run(|| {
+            let far = Instant::now() + Duration::from_secs(3600);
+            let mut most = 0;
+            for _ in 0..20 * MIN_TIMERS_LIMIT {
+                let waiter = with(|core| {
+                    let waiter = core.waiter();
+                    core.wake(waiter);
+                    waiter
+                });
+                assert!(wait(waiter, Some(far)), "woken, not timed out");
+                most = most.max(with(|core| core.timers.len()));
+            }
+            most
+        });
+        assert!(
+            most <= 2 * MIN_TIMERS_LIMIT,
+            "{most} timers for one live wait"
+        );
     }
 }

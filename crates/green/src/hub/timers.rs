@@ -1,10 +1,11 @@
 //! The hub's timers: a heap of deadlines, each for one wait of one greenlet.
 //!
-//! A timer is never removed when its wait ends some other way: it carries
+//! A timer is not removed when its wait ends some other way: it carries
 //! the wait's token, and firing it is a no-op unless the greenlet is still
 //! in that wait ([`super::Core::wake`]). That keeps arming and ending a
-//! wait O(log n) and O(1), at the price of dead entries that leave the heap
-//! when their deadline comes.
+//! wait O(log n) and O(1), at the price of dead entries, which leave the
+//! heap when their deadline comes, or when the hub sweeps them out
+//! because they have come to outnumber the live ones (`Core::arm_timer`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -53,6 +54,16 @@ impl Timers {
         }
         let Reverse(timer) = self.heap.pop()?;
         Some((timer.waiter, timer.cause))
+    }
+
+    /// How many timers the heap holds, dead ones included.
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Keeps only the timers whose waiter `live` says still waits.
+    pub(crate) fn retain(&mut self, mut live: impl FnMut(&Waiter) -> bool) {
+        self.heap.retain(|timer| live(&timer.0.waiter));
     }
 
     /// Whether no timer is armed.
