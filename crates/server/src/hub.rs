@@ -36,7 +36,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use green::Greenlet;
+use green::{Greenlet, GreenletError};
 
 use crate::accept::{AcceptError, Backoff, prepare};
 use crate::admission::{OpenCount, Slot};
@@ -84,11 +84,16 @@ fn serve(
             let (clients, acceptor) = (Rc::clone(&clients), acceptor.clone());
             green::try_spawn_named("drain", move || drain(&shutdown, &acceptor, &clients))?;
         }
-        // The acceptor returns only with an error; the drain kills it.
-        if let Ok(Err(error)) = acceptor.into_result()
-            && !clients.draining.load(Ordering::SeqCst)
-        {
-            return Err(error);
+        // The acceptor returns only with an error; the drain kills it. A
+        // panic (a bug) leaves a server that accepts no one: it fails.
+        match acceptor.into_result() {
+            Ok(Err(error)) if !clients.draining.load(Ordering::SeqCst) => return Err(error),
+            Err(GreenletError::Panicked(message)) => {
+                return Err(io::Error::other(format!(
+                    "the acceptor panicked: {message}"
+                )));
+            }
+            _ => {}
         }
         clients.wait_empty();
         Ok(())
