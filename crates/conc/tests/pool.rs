@@ -549,3 +549,34 @@ fn a_huge_timeout_does_not_panic() {
     future.set_result(1).unwrap();
     assert_eq!(future.result_timeout(Duration::MAX), Ok(1));
 }
+
+/// A future given more than once comes out of `as_completed` once, as in
+/// Python ("Any futures given by fs that are duplicated will be returned
+/// once").
+#[test]
+fn as_completed_yields_a_duplicated_future_once() {
+    let (done, pending) = (Future::new(), Future::<i32>::new());
+    done.set_result(1).unwrap();
+    let given = [&done, &done, &pending, &done, &pending];
+    let mut it = as_completed(given, Some(Duration::from_millis(1)));
+    assert_eq!(it.next().unwrap().unwrap().result(), Ok(1));
+    let timeout = it.next().unwrap().unwrap_err();
+    assert_eq!(timeout.not_done.len(), 1, "the pending future, once");
+    assert!(it.next().is_none());
+}
+
+/// `wait` puts a duplicated future in its result once (Python 3.10+:
+/// "Duplicate futures given to fs are removed and will be returned only
+/// once").
+#[test]
+fn wait_returns_a_duplicated_future_once() {
+    let (done, pending) = (Future::new(), Future::<i32>::new());
+    done.set_result(1).unwrap();
+    let given = [&done, &pending, &done, &done, &pending];
+    let r = wait(
+        given,
+        Some(Duration::from_millis(1)),
+        ReturnWhen::AllCompleted,
+    );
+    assert_eq!((r.done.len(), r.not_done.len()), (1, 1));
+}

@@ -6,6 +6,7 @@
 //! however many futures it watches, and unregisters when it is done so that
 //! futures do not keep stale waiters.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,19 @@ impl Waiter {
         }
         std::mem::take(&mut *ready)
     }
+}
+
+/// `futures` with each future once, in the order first given: Python's
+/// `wait` and `as_completed` drop duplicates ("Any futures given by fs that
+/// are duplicated will be returned once").
+fn unique<'a, T: 'a>(futures: impl IntoIterator<Item = &'a Future<T>>) -> Vec<Future<T>> {
+    let mut seen = HashSet::new();
+    futures
+        .into_iter()
+        // A future is its shared state: the same address, the same future.
+        .filter(|future| seen.insert(std::ptr::from_ref(&*future.inner).addr()))
+        .cloned()
+        .collect()
 }
 
 /// Registers a new waiter with `futures`; already-done ones are queued at once.
@@ -114,7 +128,8 @@ impl<T> fmt::Debug for DoneAndNotDone<T> {
 
 /// Waits until `return_when` holds for `futures`, or until `timeout`
 /// passes (`None`: no limit); then splits them into done and not done.
-/// A timeout is not an error here, as in Python: check `not_done`.
+/// A timeout is not an error here, as in Python: check `not_done`. A
+/// future given more than once is in the result once.
 ///
 /// # Examples
 ///
@@ -133,7 +148,7 @@ pub fn wait<'a, T: 'a>(
     return_when: ReturnWhen,
 ) -> DoneAndNotDone<T> {
     let deadline = timeout.map(crate::shim::deadline);
-    let futures: Vec<Future<T>> = futures.into_iter().cloned().collect();
+    let futures = unique(futures);
     let waiter = register(&futures);
     let (mut done, mut panicked) = (0, false);
     while done < futures.len() {
@@ -160,7 +175,7 @@ pub fn wait<'a, T: 'a>(
 }
 
 /// Yields `futures` as they complete (those already done first, in input
-/// order). With a `timeout`, yields one [`AsCompletedTimeout`] holding the
+/// order), each once even if given more than once. With a `timeout`, yields one [`AsCompletedTimeout`] holding the
 /// rest if it passes first, then stops.
 ///
 /// # Examples
@@ -180,7 +195,7 @@ pub fn as_completed<'a, T: 'a>(
     futures: impl IntoIterator<Item = &'a Future<T>>,
     timeout: Option<Duration>,
 ) -> AsCompleted<T> {
-    let futures: Vec<Future<T>> = futures.into_iter().cloned().collect();
+    let futures = unique(futures);
     let waiter = register(&futures);
     AsCompleted {
         remaining: futures.len(),
