@@ -201,7 +201,11 @@ pub struct Builder {
 
 impl Builder {
     /// A builder with the defaults: name `Thread-N`, daemon flag inherited
-    /// from the spawning thread (as in Python; false from unregistered threads).
+    /// from the spawning thread's [`current`] record, as in Python: false
+    /// from the main thread (and from `run_main`'s), the parent's flag from
+    /// a thread started here, and true from a thread conc did not start
+    /// (a pool's, a test harness's), whose record is a `Dummy-N` daemon as
+    /// in Python.
     ///
     /// # Examples
     ///
@@ -257,9 +261,9 @@ impl Builder {
             Some(name) => name.into(),
             None => format!("Thread-{}", NEXT_NAME.fetch_add(1, Ordering::Relaxed)).into(),
         };
-        let daemon = self
-            .daemon
-            .unwrap_or_else(|| CURRENT.with(|c| c.borrow().as_ref().is_some_and(|t| t.daemon)));
+        // Python's rule, always: the creator's `current_thread().daemon`,
+        // which is true for a thread conc did not start (a `Dummy-N`).
+        let daemon = self.daemon.unwrap_or_else(|| current().daemon);
         let thread = Thread {
             ident: NEXT_IDENT.fetch_add(1, Ordering::Relaxed),
             name,

@@ -55,8 +55,35 @@ fn the_daemon_flag_is_inherited_unless_set() {
         })
         .unwrap();
     assert_eq!(parent.join().unwrap(), (true, false));
-    // Threads not started by conc are not daemons' parents: default is false.
-    assert!(!thread::spawn(thread::current).join().unwrap().daemon());
+    // A thread conc did not start (this test's) is a `Dummy-N` daemon, as
+    // in Python, so what it starts is a daemon too.
+    assert!(thread::spawn(thread::current).join().unwrap().daemon());
+}
+
+/// The default does not depend on whether a foreign thread asked for its
+/// own record first: one rule, the creator's `current().daemon()`.
+#[test]
+fn a_foreign_threads_children_are_daemons_whatever_it_did_first() {
+    let spawned_from_foreign = |ask_first: bool| {
+        std::thread::spawn(move || {
+            if ask_first {
+                assert!(thread::current().daemon());
+            }
+            thread::spawn(thread::current).join().unwrap().daemon()
+        })
+        .join()
+        .unwrap()
+    };
+    assert_eq!(
+        (spawned_from_foreign(false), spawned_from_foreign(true)),
+        (true, true)
+    );
+    // From a thread conc started as a non-daemon, the default is false.
+    let child = Builder::new()
+        .daemon(false)
+        .spawn(|| thread::spawn(thread::current).join().unwrap().daemon())
+        .unwrap();
+    assert!(!child.join().unwrap());
 }
 
 #[test]
