@@ -14,36 +14,33 @@ use conc::queue::Queue;
 const ITEMS: u64 = 1_000_000;
 const MAXSIZE: usize = 100;
 
-fn conc_queue() -> Duration {
-    let q = Queue::new(MAXSIZE);
+/// Times `ITEMS` from `produce` (on a thread of its own) to `consume`
+/// (on this one), and checks that every item arrived once.
+fn timed(produce: impl FnOnce() + Send, mut consume: impl FnMut() -> u64) -> Duration {
     let start = Instant::now();
     let sum: u64 = thread::scope(|s| {
-        s.spawn(|| {
-            for i in 0..ITEMS {
-                q.put(i).unwrap();
-            }
-        });
-        (0..ITEMS).map(|_| q.get().unwrap()).sum()
+        s.spawn(produce);
+        (0..ITEMS).map(|_| consume()).sum()
     });
     let elapsed = start.elapsed();
     assert_eq!(sum, ITEMS * (ITEMS - 1) / 2);
     elapsed
 }
 
+fn conc_queue() -> Duration {
+    let q = Queue::new(MAXSIZE);
+    timed(
+        || (0..ITEMS).for_each(|i| q.put(i).unwrap()),
+        || q.get().unwrap(),
+    )
+}
+
 fn crossbeam_bounded() -> Duration {
     let (tx, rx) = crossbeam_channel::bounded(MAXSIZE);
-    let start = Instant::now();
-    let sum: u64 = thread::scope(|s| {
-        s.spawn(move || {
-            for i in 0..ITEMS {
-                tx.send(i).unwrap();
-            }
-        });
-        (0..ITEMS).map(|_| rx.recv().unwrap()).sum()
-    });
-    let elapsed = start.elapsed();
-    assert_eq!(sum, ITEMS * (ITEMS - 1) / 2);
-    elapsed
+    timed(
+        move || (0..ITEMS).for_each(|i| tx.send(i).unwrap()),
+        || rx.recv().unwrap(),
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

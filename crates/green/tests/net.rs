@@ -9,6 +9,14 @@ use green::net::{TcpListener, TcpStream};
 
 /// The same blocking echo loop std would run on a thread, here in a
 /// greenlet per connection: 50 clients at once, each answered.
+/// A client and the server's end of its connection, both green.
+fn connected() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    (client, conn)
+}
+
 #[test]
 fn a_greenlet_per_connection_serves_many_at_once() {
     green::run(|| {
@@ -141,9 +149,7 @@ fn bulk_transfer_with_backpressure() {
 #[test]
 fn a_read_timeout_keeps_the_stream_usable() {
     green::run(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut conn, _) = listener.accept().unwrap();
+        let (mut client, mut conn) = connected();
         conn.set_read_timeout(Some(Duration::from_millis(5)))
             .unwrap();
         let mut buf = [0; 4];
@@ -162,9 +168,7 @@ fn a_read_timeout_keeps_the_stream_usable() {
 #[test]
 fn a_timeout_scope_ends_a_blocked_read() {
     green::run(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut conn, _) = listener.accept().unwrap();
+        let (mut client, mut conn) = connected();
         let mut buf = [0; 5];
         let read = green::with_timeout(Duration::from_millis(5), || conn.read(&mut buf));
         assert_eq!(read.unwrap().unwrap_err().kind(), ErrorKind::TimedOut);
@@ -179,9 +183,7 @@ fn a_timeout_scope_ends_a_blocked_read() {
 #[test]
 fn a_timeout_set_while_reading_ends_the_read() {
     green::run(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (conn, _) = listener.accept().unwrap();
+        let (_client, conn) = connected();
         let conn = Rc::new(conn);
         let reader = {
             let conn = Rc::clone(&conn);
@@ -200,9 +202,7 @@ fn a_timeout_set_while_reading_ends_the_read() {
 #[test]
 fn kill_ends_a_parked_read() {
     green::run(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (conn, _) = listener.accept().unwrap();
+        let (mut client, conn) = connected();
         let conn = Rc::new(conn);
         let reader = {
             let conn = Rc::clone(&conn);
@@ -223,9 +223,7 @@ fn kill_ends_a_parked_read() {
 #[test]
 fn two_readers_of_one_socket_is_an_error() {
     green::run(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (conn, _) = listener.accept().unwrap();
+        let (_client, conn) = connected();
         let conn = Rc::new(conn);
         let first = {
             let conn = Rc::clone(&conn);
@@ -256,9 +254,7 @@ fn a_refused_connect_fails() {
 #[test]
 fn eof_wakes_a_parked_read_and_stays() {
     green::run(|| {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut conn, _) = listener.accept().unwrap();
+        let (client, mut conn) = connected();
         let closer = green::spawn(move || drop(client));
         assert_eq!(conn.read(&mut [0; 8]).unwrap(), 0);
         closer.join();

@@ -190,10 +190,17 @@ struct Clients {
 #[derive(Debug, Default)]
 struct Live {
     sockets: Vec<Option<Rc<green::net::TcpStream>>>,
+    /// The indices of `sockets` that are `None`, for the next to enter.
     free: Vec<usize>,
-    count: usize,
     /// Set by the forced stop: nobody is entered after it, but say so.
     forced: bool,
+}
+
+impl Live {
+    /// How many clients are in the list.
+    fn count(&self) -> usize {
+        self.sockets.len() - self.free.len()
+    }
 }
 
 /// A client in its hub's list; leaves it when dropped.
@@ -211,8 +218,7 @@ impl Drop for Client {
         let mut live = self.clients.live.borrow_mut();
         live.sockets[self.index] = None;
         live.free.push(self.index);
-        live.count -= 1;
-        if live.count == 0 && self.clients.draining.load(Ordering::SeqCst) {
+        if live.count() == 0 && self.clients.draining.load(Ordering::SeqCst) {
             self.clients.empty.set();
         }
     }
@@ -228,7 +234,6 @@ impl Clients {
             live.sockets.len() - 1
         });
         live.sockets[index] = Some(Rc::clone(&stream));
-        live.count += 1;
         Client {
             clients: Rc::clone(clients),
             index,
@@ -270,7 +275,7 @@ impl Clients {
     /// Waits until every client has left (the drain is on: the acceptor
     /// is gone).
     fn wait_empty(&self) {
-        if self.live.borrow().count > 0 {
+        if self.live.borrow().count() > 0 {
             self.empty.wait();
         }
     }

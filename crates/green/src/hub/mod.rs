@@ -233,6 +233,14 @@ pub(crate) fn current_name() -> Option<String> {
     .flatten()
 }
 
+/// Whether `waiter`'s greenlet lives and is still in that wait: a wake, a
+/// timer or a deadline for it counts only then.
+fn still_waits(entries: &[Entry], waiter: Waiter) -> bool {
+    entries
+        .get(waiter.task.index as usize)
+        .is_some_and(|e| e.generation == waiter.task.generation && e.waiting == waiter.token)
+}
+
 impl Core {
     fn new(stack_size: usize) -> std::io::Result<Self> {
         let io = io::Registry::new()?;
@@ -361,20 +369,17 @@ impl Core {
     }
 
     fn wake_with(&mut self, waiter: Waiter, wake: Wake) -> bool {
-        match self.entry(waiter.task) {
-            Some(entry) if entry.waiting == waiter.token => {
-                entry.waiting = 0;
-                self.ready.push_back((waiter.task, wake));
-                true
-            }
-            _ => false,
+        if !still_waits(&self.entries, waiter) {
+            return false;
         }
+        self.entries[waiter.task.index as usize].waiting = 0;
+        self.ready.push_back((waiter.task, wake));
+        true
     }
 
     /// Whether `waiter`'s greenlet is still in that wait.
-    pub(crate) fn is_waiting(&mut self, waiter: Waiter) -> bool {
-        self.entry(waiter.task)
-            .is_some_and(|e| e.waiting == waiter.token)
+    pub(crate) fn is_waiting(&self, waiter: Waiter) -> bool {
+        still_waits(&self.entries, waiter)
     }
 
     /// Arms an extra deadline on a wait in progress (a socket timeout set
@@ -430,11 +435,7 @@ impl Core {
     fn arm_timer(&mut self, at: Instant, waiter: Waiter, cause: Cause) {
         if self.timers.len() >= self.timers_limit {
             let entries = &self.entries;
-            self.timers.retain(|w| {
-                entries
-                    .get(w.task.index as usize)
-                    .is_some_and(|e| e.generation == w.task.generation && e.waiting == w.token)
-            });
+            self.timers.retain(|&w| still_waits(entries, w));
             self.timers_limit = (2 * self.timers.len()).max(MIN_TIMERS_LIMIT);
         }
         self.timers.arm(at, waiter, cause);
