@@ -57,10 +57,16 @@
 
 pub mod deadlock;
 #[cfg(not(loom))]
+pub mod ipc;
+#[cfg(not(loom))]
 pub mod pool;
+#[cfg(not(loom))]
+pub mod process;
 pub mod queue;
 mod shim;
 pub mod sync;
+#[cfg(not(loom))]
+mod sys;
 #[cfg(not(loom))]
 pub mod thread;
 

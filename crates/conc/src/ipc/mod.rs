@@ -1,0 +1,49 @@
+//! Python's multiprocessing IPC for Rust: pipes, shared-memory queues and values, cross-process locks, a shared file, a manager.
+//!
+//! | Python | conc | over |
+//! |---|---|---|
+//! | `Pipe(duplex)` | [`Pipe`], [`Connection`] | a Unix socket pair, postcard frames |
+//!
+//! Every object here can be passed to a child process as (part of) its
+//! arguments: its descriptor travels beside the encoded value (see
+//! `wire.rs`). What is built on which crate, and what is written by hand
+//! and why, is said in each type's module.
+
+mod pipe;
+pub(crate) mod wire;
+
+pub use pipe::{Connection, Pipe};
+
+use std::io;
+
+/// Why a value did not go from one process to another.
+///
+/// # Examples
+///
+/// ```
+/// use conc::ipc::{Error, Pipe};
+///
+/// let (a, b) = Pipe(true).unwrap();
+/// drop(b);
+/// assert!(matches!(a.recv::<u32>(), Err(Error::Closed)));
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The value could not be encoded (serde refused it, or it holds a
+    /// descriptor where none can go).
+    #[error("the value could not be encoded: {0}")]
+    Encode(String),
+    /// The bytes received are not a value of the type asked for.
+    #[error("the message could not be decoded: {0}")]
+    Decode(String),
+    /// The other end is closed (Python's `EOFError` on receive,
+    /// `BrokenPipeError` on send).
+    #[error("the other end is closed")]
+    Closed,
+    /// The wait ran out.
+    #[error("timed out")]
+    Timeout,
+    /// The operating system refused.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}

@@ -1,0 +1,386 @@
+//! A shared-memory object: a memfd mapped shared, holding a robust process-shared pthread mutex, three condition variables, a plain state and a byte tail.
+//!
+//! Every cross-process primitive of `conc::ipc` is this one shape, as every
+//! thread primitive of `conc` is a state behind a mutex and condvars:
+//! `Lock` holds the mutex for its critical section, `Semaphore` keeps its
+//! count in the state, `Queue` keeps its ring of bytes in the tail. The
+//! mutex is glibc's robust one (`PTHREAD_MUTEX_ROBUST`): the kernel walks a
+//! dying thread's list of robust mutexes and releases them, and the next
+//! locker is told (`EOWNERDEAD`), which is how a holder killed with
+//! `kill -9` neither deadlocks its peers nor goes unnoticed. The condvars
+//! use `CLOCK_MONOTONIC`, so a wall-clock jump does not stretch a timeout.
+//!
+//! The memory is a memfd, not an anonymous map, because a spawned child
+//! maps it through a descriptor passed to it (memmap2's anonymous maps are
+//! also private to each process after fork).
+
+use std::cell::UnsafeCell;
+use std::fs::File;
+use std::io;
+use std::marker::PhantomData;
+use std::mem::{MaybeUninit, size_of};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use bytemuck::Pod;
+use memmap2::MmapMut;
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::time::{ClockId, clock_gettime};
+
+/// How many condition variables every object has.
+pub(crate) const CONDS: usize = 3;
+
+/// Written last by the creator, checked by every opener.
+const MAGIC: u64 = 0x636f_6e63_5f73_686d; // "conc_shm"
+
+/// The start of every mapping.
+#[repr(C)]
+struct Header<S> {
+    magic: u64,
+    /// `size_of::<S>()`, so that opening with the wrong type fails.
+    state_size: u64,
+    tail_len: u64,
+    mutex: UnsafeCell<libc::pthread_mutex_t>,
+    conds: [UnsafeCell<libc::pthread_cond_t>; CONDS],
+    state: UnsafeCell<S>,
+}
+
+/// Why a lock was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockFail {
+    /// The deadline passed (or, for a try, the lock was held).
+    Timeout,
+    /// This thread already holds this (non-recursive) lock.
+    Deadlock,
+}
+
+/// A shared-memory object with a state `S` and `tail_len` bytes after it.
+pub(crate) struct Shm<S> {
+    map: MmapMut,
+    file: File,
+    _state: PhantomData<S>,
+}
+
+// SAFETY: the mapping is shared memory meant for many processes, and so
+// for many threads: every access to the state and the tail goes through
+// the process-shared mutex (the guard), and the pthread objects are
+// thread-safe by definition. `S: Pod` has no pointers or drop glue.
+unsafe impl<S: Pod> Send for Shm<S> {}
+// SAFETY: as for Send.
+unsafe impl<S: Pod> Sync for Shm<S> {}
+
+fn check(code: libc::c_int, what: &str) -> io::Result<()> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::Error::from_raw_os_error(code).kind(),
+            format!("{what}: {}", io::Error::from_raw_os_error(code)),
+        ))
+    }
+}
+
+/// An absolute time `after` from now on `clock`, as pthread wants it.
+fn deadline_on(clock: ClockId, after: Duration) -> libc::timespec {
+    let now = clock_gettime(clock).map_or(
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        |t| *t.as_ref(),
+    );
+    let nanos = now.tv_nsec as u64 + u64::from(after.subsec_nanos());
+    let secs = (now.tv_sec as u64)
+        .saturating_add(after.as_secs())
+        .saturating_add(nanos / 1_000_000_000)
+        .min(i64::MAX as u64 / 2);
+    libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+    }
+}
+
+impl<S: Pod> Shm<S> {
+    fn header(&self) -> *mut Header<S> {
+        self.map.as_ptr() as *mut Header<S>
+    }
+
+    fn tail_offset() -> usize {
+        size_of::<Header<S>>().next_multiple_of(64)
+    }
+
+    /// A new object holding `state` and a zeroed tail of `tail_len` bytes;
+    /// `recursive` makes the mutex reentrant (for `RLock`).
+    pub(crate) fn create(state: S, tail_len: usize, recursive: bool) -> io::Result<Self> {
+        let fd = memfd_create(c"conc-shm", MFdFlags::MFD_CLOEXEC)?;
+        let file = File::from(fd);
+        let len = Self::tail_offset().checked_add(tail_len).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "shared object too large")
+        })?;
+        file.set_len(len as u64)?;
+        // SAFETY: the memfd is new and ours; nothing else can truncate it
+        // while it is mapped before we hand it out, and afterwards only
+        // conc maps it, never shrinking it.
+        let map = unsafe { MmapMut::map_mut(&file)? };
+        let shm = Self {
+            map,
+            file,
+            _state: PhantomData,
+        };
+        let h = shm.header();
+        // SAFETY: `h` points at the start of a fresh, zero-filled, page
+        // aligned mapping at least `size_of::<Header<S>>()` long, which no
+        // one else can see yet: initialising its fields in place is sound.
+        unsafe { init_header(h, state, tail_len as u64, recursive)? };
+        Ok(shm)
+    }
+
+    /// Maps an object another process created and passed as `file`.
+    pub(crate) fn open(file: File) -> io::Result<Self> {
+        let bad = |why: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not a conc shared object: {why}"),
+            )
+        };
+        let len = file.metadata()?.len() as usize;
+        if len < Self::tail_offset() {
+            return Err(bad("too short"));
+        }
+        // SAFETY: as in `create`: conc never shrinks a shared object, and
+        // the header was checked long enough.
+        let map = unsafe { MmapMut::map_mut(&file)? };
+        let shm = Self {
+            map,
+            file,
+            _state: PhantomData,
+        };
+        let h = shm.header();
+        // SAFETY: the mapping is at least a header long; these three are
+        // plain integers written by the creator before the descriptor left it.
+        let (magic, size, tail) = unsafe { ((*h).magic, (*h).state_size, (*h).tail_len) };
+        if magic != MAGIC
+            || size != size_of::<S>() as u64
+            || Self::tail_offset() as u64 + tail != len as u64
+        {
+            return Err(bad("its layout differs"));
+        }
+        Ok(shm)
+    }
+
+    /// The memfd, to pass to another process.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// Takes the mutex, waiting until `deadline` (`None`: for ever).
+    pub(crate) fn lock(&self, deadline: Option<Instant>) -> Result<ShmGuard<'_, S>, LockFail> {
+        let m = self.mutex();
+        let code = match deadline {
+            None => {
+                // SAFETY: `m` is an initialised process-shared mutex in our mapping.
+                unsafe { libc::pthread_mutex_lock(m) }
+            }
+            Some(deadline) => {
+                let ts = deadline_on(
+                    ClockId::CLOCK_REALTIME,
+                    deadline.saturating_duration_since(Instant::now()),
+                );
+                // SAFETY: as above; `ts` is a valid timespec on the stack.
+                unsafe { libc::pthread_mutex_timedlock(m, &ts) }
+            }
+        };
+        self.locked(code)
+    }
+
+    /// Takes the mutex if it is free.
+    pub(crate) fn try_lock(&self) -> Result<ShmGuard<'_, S>, LockFail> {
+        // SAFETY: `mutex()` is an initialised process-shared mutex in our mapping.
+        let code = unsafe { libc::pthread_mutex_trylock(self.mutex()) };
+        self.locked(code)
+    }
+
+    fn locked(&self, code: libc::c_int) -> Result<ShmGuard<'_, S>, LockFail> {
+        let mut guard = ShmGuard {
+            shm: self,
+            owner_died: false,
+            _not_send: PhantomData,
+        };
+        match code {
+            0 => Ok(guard),
+            libc::EOWNERDEAD => {
+                guard.recover();
+                Ok(guard)
+            }
+            libc::EDEADLK => {
+                std::mem::forget(guard);
+                Err(LockFail::Deadlock)
+            }
+            _ => {
+                // ETIMEDOUT, EBUSY: the lock is not ours, do not unlock it.
+                std::mem::forget(guard);
+                Err(LockFail::Timeout)
+            }
+        }
+    }
+
+    fn mutex(&self) -> *mut libc::pthread_mutex_t {
+        // SAFETY: the header is in bounds of the mapping (checked at open).
+        unsafe { (*self.header()).mutex.get() }
+    }
+
+    fn cond(&self, which: usize) -> *mut libc::pthread_cond_t {
+        // SAFETY: as for `mutex`; `which` is bounds-checked by the index.
+        unsafe { (*self.header()).conds[which].get() }
+    }
+
+    /// Wakes one waiter on condition `which` (with or without the lock).
+    pub(crate) fn notify_one(&self, which: usize) {
+        // SAFETY: an initialised process-shared condvar in our mapping.
+        unsafe { libc::pthread_cond_signal(self.cond(which)) };
+    }
+
+    /// Wakes every waiter on condition `which`.
+    pub(crate) fn notify_all(&self, which: usize) {
+        // SAFETY: an initialised process-shared condvar in our mapping.
+        unsafe { libc::pthread_cond_broadcast(self.cond(which)) };
+    }
+}
+
+/// Initialises a header in place.
+///
+/// # Safety
+/// `h` points at zeroed, writable memory of at least a header's size,
+/// aligned for it, that no other thread or process uses yet.
+unsafe fn init_header<S>(
+    h: *mut Header<S>,
+    state: S,
+    tail_len: u64,
+    recursive: bool,
+) -> io::Result<()> {
+    let mut mattr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+    let kind = if recursive {
+        libc::PTHREAD_MUTEX_RECURSIVE
+    } else {
+        libc::PTHREAD_MUTEX_ERRORCHECK
+    };
+    // SAFETY: attribute calls on a local attribute object, initialised by
+    // the first; the mutex and condvars are initialised in place in memory
+    // the caller vouches for; each return code is checked.
+    unsafe {
+        check(
+            libc::pthread_mutexattr_init(mattr.as_mut_ptr()),
+            "pthread_mutexattr_init",
+        )?;
+        let a = mattr.as_mut_ptr();
+        check(
+            libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED),
+            "setpshared",
+        )?;
+        check(
+            libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST),
+            "setrobust",
+        )?;
+        check(libc::pthread_mutexattr_settype(a, kind), "settype")?;
+        check(
+            libc::pthread_mutex_init((*h).mutex.get(), a),
+            "pthread_mutex_init",
+        )?;
+        libc::pthread_mutexattr_destroy(a);
+        let mut cattr = MaybeUninit::<libc::pthread_condattr_t>::uninit();
+        check(
+            libc::pthread_condattr_init(cattr.as_mut_ptr()),
+            "pthread_condattr_init",
+        )?;
+        let c = cattr.as_mut_ptr();
+        check(
+            libc::pthread_condattr_setpshared(c, libc::PTHREAD_PROCESS_SHARED),
+            "setpshared",
+        )?;
+        check(
+            libc::pthread_condattr_setclock(c, libc::CLOCK_MONOTONIC),
+            "setclock",
+        )?;
+        for cond in &(*h).conds {
+            check(libc::pthread_cond_init(cond.get(), c), "pthread_cond_init")?;
+        }
+        libc::pthread_condattr_destroy(c);
+        ptr::write((*h).state.get(), state);
+        (*h).state_size = size_of::<S>() as u64;
+        (*h).tail_len = tail_len;
+        (*h).magic = MAGIC;
+    }
+    Ok(())
+}
+
+/// The mutex of a [`Shm`], held: access to its state and tail.
+pub(crate) struct ShmGuard<'a, S: Pod> {
+    shm: &'a Shm<S>,
+    owner_died: bool,
+    /// A pthread mutex must be unlocked by the thread that locked it.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<S: Pod> ShmGuard<'_, S> {
+    /// Whether a holder died holding the lock since this guard's thread
+    /// asked for it (the state may be half-updated).
+    pub(crate) fn owner_died(&self) -> bool {
+        self.owner_died
+    }
+
+    fn recover(&mut self) {
+        self.owner_died = true;
+        // SAFETY: we hold the mutex in the EOWNERDEAD state, which is when
+        // pthread_mutex_consistent may (and must) be called.
+        unsafe { libc::pthread_mutex_consistent(self.shm.mutex()) };
+    }
+
+    /// The state.
+    pub(crate) fn state(&mut self) -> &mut S {
+        // SAFETY: we hold the process-shared mutex, which every access to
+        // the state takes, so no other thread or process touches it now.
+        unsafe { &mut *(*self.shm.header()).state.get() }
+    }
+
+    /// The bytes after the state.
+    pub(crate) fn tail(&mut self) -> &mut [u8] {
+        let off = Shm::<S>::tail_offset();
+        let len = self.shm.map.len() - off;
+        // SAFETY: `off..off + len` is inside the mapping; we hold the mutex
+        // that guards the tail, so this is the only reference to it.
+        unsafe { std::slice::from_raw_parts_mut((self.shm.map.as_ptr() as *mut u8).add(off), len) }
+    }
+
+    /// Waits on condition `which`, letting go of the mutex meanwhile, until
+    /// notified (or spuriously) or until `deadline`; `false` if the
+    /// deadline passed. The caller re-checks its condition either way.
+    pub(crate) fn wait(&mut self, which: usize, deadline: Option<Instant>) -> bool {
+        let (c, m) = (self.shm.cond(which), self.shm.mutex());
+        let code = match deadline {
+            None => {
+                // SAFETY: we hold `m`; both are initialised process-shared objects.
+                unsafe { libc::pthread_cond_wait(c, m) }
+            }
+            Some(deadline) => {
+                let ts = deadline_on(
+                    ClockId::CLOCK_MONOTONIC,
+                    deadline.saturating_duration_since(Instant::now()),
+                );
+                // SAFETY: as above; the condvar's clock is CLOCK_MONOTONIC, as `ts`.
+                unsafe { libc::pthread_cond_timedwait(c, m, &ts) }
+            }
+        };
+        if code == libc::EOWNERDEAD {
+            self.recover();
+        }
+        code != libc::ETIMEDOUT
+    }
+}
+
+impl<S: Pod> Drop for ShmGuard<'_, S> {
+    fn drop(&mut self) {
+        // SAFETY: this guard's thread holds the mutex.
+        unsafe { libc::pthread_mutex_unlock(self.shm.mutex()) };
+    }
+}

@@ -1,0 +1,297 @@
+//! `conc::process` with real child processes: exit codes, joins with timeouts, reaping, daemons, the fork refusal, and bad input.
+//!
+//! This binary is its own `main` (`harness = false`): it calls
+//! `entry_point` first, so that the children it spawns, which re-run it,
+//! run their entry instead of the cases. Every wait is bounded, and every
+//! precondition is reached by construction (a child reports it is ready
+//! through a pipe before the case acts on it), never by a sleep.
+
+use std::time::Duration;
+
+use conc::ipc::{Connection, Pipe};
+use conc::process::{self, Entry, Process, ProcessError, entry_point};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+/// A bound no correct case comes near: a case that reaches it failed.
+const BOUND: Duration = Duration::from_secs(60);
+
+static EXIT_WITH: Entry<i32> = Entry::new("exit_with", |code| std::process::exit(code));
+static PANICS: Entry<()> = Entry::new("panics", |()| panic!("on purpose"));
+static NOTHING: Entry<()> = Entry::new("nothing", |()| {});
+/// Says it is ready, then waits for a message that never comes (until its
+/// peer closes the pipe or it is killed).
+static PARK: Entry<Connection> = Entry::new("park", |conn| {
+    conn.send(&"ready").unwrap();
+    let _ = conn.recv_bytes();
+});
+/// Reports its name, pid, parent and daemon flag.
+static WHO: Entry<Connection> = Entry::new("who", |conn| {
+    let me = process::current_process();
+    let parent = process::parent_process().map(|p| (p.pid(), p.name().to_string()));
+    conn.send(&(me.name().to_string(), me.pid(), me.daemon(), parent))
+        .unwrap();
+});
+/// Echoes values back until the peer closes.
+static ECHO: Entry<Connection> = Entry::new("echo", |conn| {
+    while let Ok(v) = conn.recv::<Vec<u64>>() {
+        conn.send(&v).unwrap();
+    }
+});
+
+static TABLE: &[&dyn process::Registered] = &[&EXIT_WITH, &PANICS, &NOTHING, &PARK, &WHO, &ECHO];
+
+fn check(ok: bool, what: impl Into<String>) -> Result<(), Failed> {
+    if ok { Ok(()) } else { Err(what.into().into()) }
+}
+
+fn started<A: serde::Serialize, R>(entry: &'static Entry<A, R>, args: A) -> Process
+where
+    Entry<A, R>: process::Registered,
+{
+    let mut p = Process::new(entry, args);
+    p.start().expect("start");
+    p
+}
+
+fn exitcode_of_a_normal_exit_and_of_an_exit_status() -> Result<(), Failed> {
+    let p = started(&EXIT_WITH, 0);
+    check(p.join_timeout(BOUND) == Some(0), "exit 0")?;
+    let p = started(&EXIT_WITH, 7);
+    check(
+        p.join_timeout(BOUND) == Some(7),
+        format!("exit 7: {:?}", p.exitcode()),
+    )
+}
+
+fn exitcode_of_a_panic_is_one() -> Result<(), Failed> {
+    let p = started(&PANICS, ());
+    check(
+        p.join_timeout(BOUND) == Some(1),
+        format!("{:?}", p.exitcode()),
+    )
+}
+
+fn ready(entry: &'static Entry<Connection>) -> (Process, Connection) {
+    let (ours, theirs) = Pipe(true).unwrap();
+    let p = started(entry, theirs);
+    assert_eq!(ours.recv::<String>().unwrap(), "ready");
+    (p, ours)
+}
+
+fn exitcode_of_terminate_and_kill_is_minus_the_signal() -> Result<(), Failed> {
+    let (p, _keep) = ready(&PARK);
+    check(p.is_alive() && p.exitcode().is_none(), "alive while parked")?;
+    p.terminate();
+    check(
+        p.join_timeout(BOUND) == Some(-15),
+        format!("terminate: {:?}", p.exitcode()),
+    )?;
+    let (p, _keep) = ready(&PARK);
+    p.kill();
+    check(
+        p.join_timeout(BOUND) == Some(-9),
+        format!("kill: {:?}", p.exitcode()),
+    )?;
+    check(!p.is_alive(), "dead after join")
+}
+
+fn join_with_a_timeout_returns_none_while_the_child_runs() -> Result<(), Failed> {
+    let (p, conn) = ready(&PARK);
+    check(
+        p.join_timeout(Duration::from_millis(50)).is_none(),
+        "timed out",
+    )?;
+    check(p.is_alive(), "still alive")?;
+    drop(conn); // its recv ends: it exits 0
+    check(
+        p.join_timeout(BOUND) == Some(0),
+        format!("{:?}", p.exitcode()),
+    )
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    })
+}
+
+fn active_children_reaps_finished_children() -> Result<(), Failed> {
+    let (parked, conn) = ready(&PARK);
+    let quick = started(&NOTHING, ());
+    let pid = quick.pid().unwrap();
+    drop(quick); // nobody joins it but active_children
+    // It exits by itself; it is a zombie until reaped. Wait for that state.
+    let deadline = std::time::Instant::now() + BOUND;
+    while !is_zombie(pid) {
+        check(
+            std::time::Instant::now() < deadline,
+            "the child never exited",
+        )?;
+        std::thread::yield_now();
+    }
+    let active: Vec<_> = process::active_children()
+        .iter()
+        .filter_map(Process::pid)
+        .collect();
+    check(!active.contains(&pid), "a finished child is not active")?;
+    check(
+        active.contains(&parked.pid().unwrap()),
+        "a running child is active",
+    )?;
+    check(
+        !is_zombie(pid) && !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "reaped: no Z left",
+    )?;
+    drop(conn);
+    check(parked.join_timeout(BOUND) == Some(0), "parked child exits")
+}
+
+fn a_child_knows_its_name_and_parent() -> Result<(), Failed> {
+    let (ours, theirs) = Pipe(true).unwrap();
+    let mut p = Process::new(&WHO, theirs);
+    p.set_name("worker-1");
+    p.set_daemon(true);
+    p.start().unwrap();
+    let (name, pid, daemon, parent): (String, u32, bool, Option<(u32, String)>) =
+        ours.recv().unwrap();
+    check(
+        name == "worker-1" && Some(pid) == p.pid() && daemon,
+        format!("{name} {pid} {daemon}"),
+    )?;
+    check(
+        parent == Some((std::process::id(), "MainProcess".into())),
+        format!("{parent:?}"),
+    )?;
+    check(p.join_timeout(BOUND) == Some(0), "exit")
+}
+
+fn default_names_count_up() -> Result<(), Failed> {
+    let a = Process::new(&NOTHING, ());
+    let b = Process::new(&NOTHING, ());
+    let (na, nb): (u32, u32) = (
+        a.name().strip_prefix("Process-").unwrap().parse().unwrap(),
+        b.name().strip_prefix("Process-").unwrap().parse().unwrap(),
+    );
+    check(nb == na + 1, format!("{} then {}", a.name(), b.name()))
+}
+
+fn values_go_both_ways_through_a_pipe_passed_to_a_child() -> Result<(), Failed> {
+    let (ours, theirs) = Pipe(true).unwrap();
+    let p = started(&ECHO, theirs);
+    for n in [0usize, 1, 1000, 100_000] {
+        let v: Vec<u64> = (0..n as u64).collect();
+        ours.send(&v).unwrap();
+        check(ours.recv::<Vec<u64>>().unwrap() == v, format!("{n} values"))?;
+    }
+    drop(ours);
+    check(
+        p.join_timeout(BOUND) == Some(0),
+        "echo exits when the pipe closes",
+    )
+}
+
+fn fork_is_refused_in_a_threaded_process() -> Result<(), Failed> {
+    // This test binary runs cases on threads: it has more than one.
+    let mut p = Process::fork(|| {});
+    match p.start() {
+        Err(ProcessError::Threaded { threads }) => check(threads > 1, "threads counted"),
+        other => Err(format!("{other:?}").into()),
+    }
+}
+
+fn an_unregistered_entry_is_refused_before_anything_starts() -> Result<(), Failed> {
+    static STRAY: Entry<()> = Entry::new("stray", |()| {});
+    let mut p = Process::new(&STRAY, ());
+    match p.start() {
+        Err(ProcessError::NotRegistered(why)) => check(why.contains("stray"), why),
+        other => Err(format!("{other:?}").into()),
+    }
+}
+
+fn arguments_that_fail_to_serialize_are_an_error_at_start() -> Result<(), Failed> {
+    let mut p = Process::new(&NOTHING_REFUSES, Refuse);
+    check(
+        matches!(p.start(), Err(ProcessError::Args(_))),
+        "Args error",
+    )?;
+    check(p.pid().is_none(), "nothing started")
+}
+
+/// Same name as NOTHING, so it is registered; its argument type refuses to encode.
+static NOTHING_REFUSES: Entry<Refuse> = Entry::new("nothing", |_| {});
+#[derive(serde::Deserialize)]
+struct Refuse;
+impl serde::Serialize for Refuse {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("refused"))
+    }
+}
+
+fn a_peer_that_closed_its_pipe_is_an_error() -> Result<(), Failed> {
+    let (a, b) = Pipe(true).unwrap();
+    drop(b);
+    check(
+        matches!(a.recv::<u32>(), Err(conc::ipc::Error::Closed)),
+        "recv",
+    )?;
+    check(
+        matches!(a.send(&1u32), Err(conc::ipc::Error::Closed)),
+        "send",
+    )
+}
+
+fn main() {
+    entry_point(TABLE);
+    let args = Arguments::from_args();
+    let cases: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
+        (
+            "exitcode_of_a_normal_exit_and_of_an_exit_status",
+            exitcode_of_a_normal_exit_and_of_an_exit_status,
+        ),
+        ("exitcode_of_a_panic_is_one", exitcode_of_a_panic_is_one),
+        (
+            "exitcode_of_terminate_and_kill_is_minus_the_signal",
+            exitcode_of_terminate_and_kill_is_minus_the_signal,
+        ),
+        (
+            "join_with_a_timeout_returns_none_while_the_child_runs",
+            join_with_a_timeout_returns_none_while_the_child_runs,
+        ),
+        (
+            "active_children_reaps_finished_children",
+            active_children_reaps_finished_children,
+        ),
+        (
+            "a_child_knows_its_name_and_parent",
+            a_child_knows_its_name_and_parent,
+        ),
+        ("default_names_count_up", default_names_count_up),
+        (
+            "values_go_both_ways_through_a_pipe_passed_to_a_child",
+            values_go_both_ways_through_a_pipe_passed_to_a_child,
+        ),
+        (
+            "fork_is_refused_in_a_threaded_process",
+            fork_is_refused_in_a_threaded_process,
+        ),
+        (
+            "an_unregistered_entry_is_refused_before_anything_starts",
+            an_unregistered_entry_is_refused_before_anything_starts,
+        ),
+        (
+            "arguments_that_fail_to_serialize_are_an_error_at_start",
+            arguments_that_fail_to_serialize_are_an_error_at_start,
+        ),
+        (
+            "a_peer_that_closed_its_pipe_is_an_error",
+            a_peer_that_closed_its_pipe_is_an_error,
+        ),
+    ];
+    let trials = cases
+        .into_iter()
+        .map(|(name, f)| Trial::test(name, f))
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
