@@ -9,7 +9,11 @@
 //! `wire.rs`). What is built on which crate, and what is written by hand
 //! and why, is said in each type's module.
 
+pub(crate) mod manager;
 mod pipe;
+mod queue;
+mod sync;
+mod value;
 pub(crate) mod wire;
 
 pub use pipe::{Connection, Pipe};

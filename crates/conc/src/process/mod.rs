@@ -600,8 +600,10 @@ impl Process {
 /// The entry a conc built-in child runs (a pool worker, a manager): it
 /// keeps its boot socket to talk to its parent, and returns the exit status.
 pub(crate) fn builtin(name: &str) -> Option<entry::Builtin> {
-    let _ = name;
-    None
+    match name {
+        crate::ipc::manager::ENTRY => Some(crate::ipc::manager::serve),
+        _ => None,
+    }
 }
 
 /// Starts `EXE --conc-process FD` running `entry` and sends it its boot

@@ -1,0 +1,1 @@
+//! Shared-memory Queue, JoinableQueue and SimpleQueue between processes.

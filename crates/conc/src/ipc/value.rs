@@ -1,0 +1,1 @@
+//! Shared-memory Value and Array.
