@@ -3,6 +3,11 @@
 //! | Python | conc | over |
 //! |---|---|---|
 //! | `Pipe(duplex)` | [`Pipe`], [`Connection`] | a Unix socket pair, postcard frames |
+//! | `Lock`, `RLock` | [`Lock`], [`RLock`] | a robust process-shared pthread mutex in a memfd; a dead holder is reported ([`AcquireError::OwnerDied`]) |
+//! | `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` | [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Barrier`] | a count or flag behind that mutex, a condvar |
+//! | `Condition` | [`Condition<T>`] | that mutex owning plain data `T`, a condvar |
+//! | `Value`, `Array` | [`Value<T>`], [`Array<T>`] | plain (`bytemuck::Pod`) data after that mutex |
+//! | a file under `fcntl.flock` | [`SharedFile`] | std's `File::lock`, advisory |
 //!
 //! Every object here can be passed to a child process as (part of) its
 //! arguments: its descriptor travels beside the encoded value (see
@@ -17,6 +22,11 @@ mod value;
 pub(crate) mod wire;
 
 pub use pipe::{Connection, Pipe};
+pub use sync::{
+    AcquireError, Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard,
+    OwnerDied, Permit, RLock, RLockGuard, Semaphore, SharedFile, SharedFileGuard,
+};
+pub use value::{Array, ArrayGuard, Value, ValueGuard};
 
 use std::io;
 

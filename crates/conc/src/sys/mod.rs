@@ -12,7 +12,7 @@
 
 mod shm;
 
-pub(crate) use shm::{Shm, ShmGuard};
+pub(crate) use shm::{LockFail, Shm, ShmGuard};
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};

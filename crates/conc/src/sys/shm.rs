@@ -169,6 +169,11 @@ impl<S: Pod> Shm<S> {
         Ok(shm)
     }
 
+    /// How many bytes follow the state (fixed at `create`; no lock needed).
+    pub(crate) fn tail_len(&self) -> usize {
+        self.map.len() - Self::tail_offset()
+    }
+
     /// The memfd, to pass to another process.
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
@@ -350,6 +355,15 @@ impl<S: Pod> ShmGuard<'_, S> {
         // SAFETY: `off..off + len` is inside the mapping; we hold the mutex
         // that guards the tail, so this is the only reference to it.
         unsafe { std::slice::from_raw_parts_mut((self.shm.map.as_ptr() as *mut u8).add(off), len) }
+    }
+
+    /// The bytes after the state, to read: for a guard that derefs to them.
+    /// Safe code (the mapping's own `Deref`): we hold the mutex that guards
+    /// the tail, and `&self` rules out a live `&mut` from [`tail`](Self::tail)
+    /// of this guard. (A recursive mutex's second guard on the same thread
+    /// could alias it: conc gives no tail access through those.)
+    pub(crate) fn tail_ref(&self) -> &[u8] {
+        &self.shm.map[Shm::<S>::tail_offset()..]
     }
 
     /// Waits on condition `which`, letting go of the mutex meanwhile, until

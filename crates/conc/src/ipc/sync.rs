@@ -1,1 +1,0 @@
-//! Cross-process Lock, RLock, Semaphore, Event, Condition and Barrier, and the shared file lock.
