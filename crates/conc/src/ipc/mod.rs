@@ -8,6 +8,7 @@
 //! | `Condition` | [`Condition<T>`] | that mutex owning plain data `T`, a condvar |
 //! | `Value`, `Array` | [`Value<T>`], [`Array<T>`] | plain (`bytemuck::Pod`) data after that mutex |
 //! | a file under `fcntl.flock` | [`SharedFile`] | std's `File::lock`, advisory |
+//! | `Manager()` and its `dict`, `list`, `Namespace`, `Queue`, `Lock` | [`Manager`], [`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`QueueProxy`], [`LockProxy`] | a server process, a Unix socket per client thread |
 //!
 //! Every object here can be passed to a child process as (part of) its
 //! arguments: its descriptor travels beside the encoded value (see
@@ -21,6 +22,7 @@ mod sync;
 mod value;
 pub(crate) mod wire;
 
+pub use manager::{DictProxy, ListProxy, LockProxy, Manager, NamespaceProxy, QueueProxy};
 pub use pipe::{Connection, Pipe};
 pub use sync::{
     AcquireError, Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard,

@@ -580,21 +580,55 @@ impl Process {
                 spawn_child(entry.name(), &name, identity, daemon, args)?.0
             }
         };
-        let child = Arc::new(Child {
-            pidfd: sys::pidfd_open(pid)?,
-            pid,
-            name,
-            daemon,
-            exitcode: Mutex::new(None),
-        });
-        EXIT_HOOK.call_once(|| crate::thread::register_atexit(exit_hook));
-        CHILDREN
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::clone(&child));
-        self.child = Some(child);
+        self.child = Some(register(pid, name, daemon)?);
         Ok(())
     }
+}
+
+/// Records a started child for `join`, [`active_children`] and the exit hook.
+fn register(pid: Pid, name: String, daemon: bool) -> io::Result<Arc<Child>> {
+    let child = Arc::new(Child {
+        pidfd: sys::pidfd_open(pid)?,
+        pid,
+        name,
+        daemon,
+        exitcode: Mutex::new(None),
+    });
+    EXIT_HOOK.call_once(|| crate::thread::register_atexit(exit_hook));
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Arc::clone(&child));
+    Ok(child)
+}
+
+/// Starts a conc built-in entry (a manager's server) as a registered
+/// daemon child named `{kind}-N`, numbered as a `Process` is (Python's
+/// `SyncManager-1`): the started process and the parent's end of its boot
+/// socket, which the entry keeps to talk to its parent.
+pub(crate) fn start_builtin(
+    entry: &str,
+    kind: &str,
+    args: Encoded,
+) -> Result<(Process, UnixStream), ProcessError> {
+    // A program whose main does not call entry_point would run its whole
+    // main again in the child (which may start another child, and so on).
+    if let Err(why) = entry::check_registered(entry)
+        && why.contains("entry_point was not called")
+    {
+        return Err(ProcessError::NotRegistered(why));
+    }
+    let mut identity = CURRENT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .identity
+        .clone();
+    identity.push(CHILD_COUNT.fetch_add(1, Ordering::Relaxed) + 1);
+    let parts: Vec<_> = identity.iter().map(u32::to_string).collect();
+    let name = format!("{kind}-{}", parts.join(":"));
+    let (pid, boot) = spawn_child(entry, &name, identity, true, args)?;
+    let child = register(pid, name, true)?;
+    Ok((Process::started(child), boot))
 }
 
 /// The entry a conc built-in child runs (a pool worker, a manager): it
