@@ -21,11 +21,16 @@ fn pause() {
     thread::sleep(Duration::from_millis(30));
 }
 
-/// One copy of the behaviour suite per queue type.
+/// One copy of the behaviour suite per queue type. `$roomy` is the
+/// maxsize of the tests that need room rather than a bound: 0 (unbounded)
+/// for every type, and also a small bound for `Queue`, whose bounded
+/// engine (the lock-free ring) differs from its unbounded one.
 macro_rules! suite {
-    ($module:ident, $queue:ident) => {
+    ($module:ident, $queue:ident, $roomy:expr) => {
         mod $module {
             use super::*;
+
+            const ROOMY: usize = $roomy;
 
             #[test]
             fn is_send_and_sync() {
@@ -93,7 +98,7 @@ macro_rules! suite {
 
             #[test]
             fn huge_timeouts_do_not_overflow() {
-                let q = $queue::new(0);
+                let q = $queue::new(ROOMY);
                 q.put_timeout(1, Duration::MAX).unwrap();
                 assert_eq!(q.get_timeout(Duration::MAX), Ok(1));
                 q.task_done().unwrap();
@@ -121,7 +126,7 @@ macro_rules! suite {
 
             #[test]
             fn get_blocks_until_put() {
-                let q = $queue::new(0);
+                let q = $queue::new(ROOMY);
                 thread::scope(|s| {
                     s.spawn(|| {
                         pause();
@@ -133,7 +138,7 @@ macro_rules! suite {
 
             #[test]
             fn get_nowait_and_timeout_on_empty() {
-                let q: $queue<u8> = $queue::new(0);
+                let q: $queue<u8> = $queue::new(ROOMY);
                 assert_eq!(q.get_nowait(), Err(GetError::Empty));
                 let start = Instant::now();
                 assert_eq!(q.get_timeout(SHORT), Err(GetError::Timeout));
@@ -142,7 +147,7 @@ macro_rules! suite {
 
             #[test]
             fn get_timeout_succeeds_when_item_appears() {
-                let q = $queue::new(0);
+                let q = $queue::new(ROOMY);
                 thread::scope(|s| {
                     s.spawn(|| {
                         pause();
@@ -154,7 +159,7 @@ macro_rules! suite {
 
             #[test]
             fn task_done_too_many_is_an_error() {
-                let q = $queue::new(0);
+                let q = $queue::new(ROOMY);
                 assert_eq!(q.task_done(), Err(TooManyTaskDone));
                 q.put(1).unwrap();
                 q.put(2).unwrap();
@@ -191,14 +196,14 @@ macro_rules! suite {
 
             #[test]
             fn join_returns_at_once_with_nothing_put() {
-                let q: $queue<u8> = $queue::new(0);
+                let q: $queue<u8> = $queue::new(ROOMY);
                 q.join();
                 assert!(q.join_timeout(Duration::ZERO));
             }
 
             #[test]
             fn join_timeout_gives_up_while_unfinished() {
-                let q = $queue::new(0);
+                let q = $queue::new(ROOMY);
                 q.put(1).unwrap();
                 q.get().unwrap(); // taken but not done: join still waits
                 let start = Instant::now();
@@ -219,7 +224,7 @@ macro_rules! suite {
 
             #[test]
             fn shutdown_lets_gets_drain_then_fail() {
-                let q = $queue::new(0);
+                let q = $queue::new(ROOMY);
                 for i in 0..3 {
                     q.put(i).unwrap();
                 }
@@ -240,7 +245,7 @@ macro_rules! suite {
 
             #[test]
             fn shutdown_wakes_blocked_getters() {
-                let q: $queue<u8> = $queue::new(0);
+                let q: $queue<u8> = $queue::new(ROOMY);
                 thread::scope(|s| {
                     let getters: Vec<_> = (0..2).map(|_| s.spawn(|| q.get())).collect();
                     let timed = s.spawn(|| q.get_timeout(Duration::from_secs(60)));
@@ -271,7 +276,7 @@ macro_rules! suite {
 
             #[test]
             fn immediate_shutdown_drains_and_counts_done() {
-                let q = $queue::new(0);
+                let q = $queue::new(ROOMY);
                 q.put(1).unwrap();
                 q.put(1).unwrap();
                 assert_eq!(q.get(), Ok(1)); // taken, not yet done
@@ -287,7 +292,7 @@ macro_rules! suite {
 
             #[test]
             fn immediate_shutdown_wakes_joiners() {
-                let q = $queue::new(0);
+                let q = $queue::new(ROOMY);
                 q.put(1).unwrap();
                 thread::scope(|s| {
                     let joiner = s.spawn(|| q.join());
@@ -301,7 +306,7 @@ macro_rules! suite {
 
             #[test]
             fn shutdown_twice_is_allowed() {
-                let q = $queue::new(0);
+                let q = $queue::new(ROOMY);
                 q.put(1).unwrap();
                 assert!(q.shutdown(false).is_empty());
                 assert_eq!(q.shutdown(true), [1]);
@@ -356,9 +361,10 @@ macro_rules! suite {
     };
 }
 
-suite!(fifo, Queue);
-suite!(lifo, LifoQueue);
-suite!(priority, PriorityQueue);
+suite!(fifo, Queue, 0);
+suite!(fifo_ring, Queue, 64);
+suite!(lifo, LifoQueue, 0);
+suite!(priority, PriorityQueue, 0);
 
 #[test]
 fn fifo_order() {
@@ -383,6 +389,97 @@ fn fifo_order_across_threads() {
             assert_eq!(q.get(), Ok(want));
         }
     });
+}
+
+/// The bounded `Queue` is a ring: many laps round it keep order, size and
+/// the unfinished count right.
+#[test]
+fn fifo_laps_round_the_ring() {
+    let q = Queue::new(3);
+    let mut next_out = 0;
+    for i in 0..100 {
+        q.put(i).unwrap();
+        if i % 3 == 2 {
+            assert!(q.full() && q.qsize() == 3);
+            while let Ok(item) = q.get_nowait() {
+                assert_eq!(item, next_out);
+                next_out += 1;
+                q.task_done().unwrap();
+            }
+            assert!(q.empty());
+        }
+    }
+    assert_eq!(q.qsize(), 1);
+    assert_eq!(q.unfinished_tasks(), 1);
+}
+
+/// A bound too large to preallocate runs on the locked engine, with the
+/// same behaviour.
+#[test]
+fn fifo_past_the_ring_bound_behaves_alike() {
+    let q = Queue::new(5000);
+    for i in 0..5000 {
+        q.put_nowait(i).unwrap();
+    }
+    assert!(q.full());
+    assert_eq!(q.put_nowait(5000), Err(PutError::Full(5000)));
+    assert_eq!(q.get(), Ok(0));
+    assert_eq!(q.shutdown(true).len(), 4999);
+    assert_eq!(q.unfinished_tasks(), 1);
+}
+
+/// An immediate shutdown in the middle of two producers and two consumers:
+/// every item is got, drained or handed back to its producer, once; after
+/// the consumers mark theirs done, `join` returns.
+#[test]
+fn immediate_shutdown_amid_traffic_loses_nothing() {
+    const PER_PRODUCER: u64 = 20_000;
+    let q = Queue::new(4);
+    let (got, refused, drained) = thread::scope(|s| {
+        let producers: Vec<_> = (0..2)
+            .map(|p| {
+                let q = &q;
+                s.spawn(move || {
+                    let mut refused = Vec::new();
+                    for i in 0..PER_PRODUCER {
+                        if let Err(ShutDown(item)) = q.put(p * PER_PRODUCER + i) {
+                            refused.push(item);
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    while let Ok(item) = q.get() {
+                        mine.push(item);
+                        q.task_done().unwrap();
+                    }
+                    mine
+                })
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(5));
+        let drained = q.shutdown(true);
+        let got: Vec<_> = consumers
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect();
+        let refused: Vec<_> = producers
+            .into_iter()
+            .flat_map(|p| p.join().unwrap())
+            .collect();
+        (got, refused, drained)
+    });
+    assert!(q.empty() && q.is_shutdown());
+    assert_eq!(q.unfinished_tasks(), 0);
+    q.join();
+    let mut all: Vec<_> = got.into_iter().chain(refused).chain(drained).collect();
+    all.sort();
+    assert_eq!(all, (0..2 * PER_PRODUCER).collect::<Vec<_>>());
 }
 
 #[test]

@@ -34,24 +34,37 @@
 //! (`store.rs`: a `VecDeque`, a `Vec`, and a `BinaryHeap` whose entries
 //! carry a sequence number, which makes the priority order stable).
 //!
-//! What is borrowed: the lock and condition variables are parking_lot's
-//! (through the crate's `shim`, which swaps in loom's under `--cfg loom`
-//! so the tests in `tests/loom_queue.rs` check every interleaving of the
-//! real code), and the short spin before a thread parks is crossbeam's
-//! `Backoff`, the same the crossbeam channels use.
+//! A bounded `Queue` (up to 1024 slots) runs instead on a lock-free ring,
+//! `ring.rs`: Vyukov's bounded queue, the design of
+//! `crossbeam_channel::bounded`, with Python's shutdown as a mark bit in
+//! the ring's tail and the unfinished count derived from its position.
+//! That is why it is not a crossbeam channel with a wrapper: a wrapper's
+//! own shutdown flag could not stop a put that has already passed it from
+//! landing after an immediate shutdown drained the queue, and every put
+//! would pay a second counter for `join`.
+//!
+//! What is borrowed: the locks and condition variables are parking_lot's
+//! (through the crate's `shim`, which swaps in loom's, and loom's atomics,
+//! under `--cfg loom`, so the tests in `tests/loom_queue.rs` check every
+//! interleaving of the real code), and the short spins inside an operation
+//! are crossbeam's `Backoff`.
 //!
 //! # Cost
 //!
-//! A lock per operation is the price of `task_done`, `qsize` and
-//! `shutdown` being exact. Two things keep it small (see `engine.rs`):
-//! notifying only when a thread is parked, and spinning briefly before
-//! parking, so that a producer and a consumer running side by side rarely
-//! pay for a futex sleep and wake. `benches/queue.rs` measures it against
-//! `crossbeam_channel::bounded(100)` and `bench/python_queue.py` against
-//! Python's `queue.Queue(maxsize=100)`.
+//! On the locked engine, a lock per operation is the price of `task_done`,
+//! `qsize` and `shutdown` being exact; notifying only when a thread is
+//! parked and spinning briefly before parking keep it small (`engine.rs`).
+//! The ring keeps them exact without the lock (`ring.rs`), and waits in a
+//! way tuned to a producer and a consumer running side by side
+//! (`park.rs`). `benches/queue.rs` and `examples/queue_pairs.rs` measure
+//! `Queue::new(100)` against `crossbeam_channel::bounded(100)`
+//! (`bench/results/2026-12-03/queue-pairs.md`: 1.0x to 2.4x), and
+//! `bench/python_queue.py` measures Python's `queue.Queue(maxsize=100)`.
 
 mod engine;
 mod error;
+mod park;
+mod ring;
 mod store;
 mod types;
 

@@ -28,8 +28,10 @@ pub(crate) trait Store {
 }
 
 /// A cap on the up-front allocation, so that `Queue::new(1 << 40)` does
-/// not try to reserve a terabyte: past it the store grows as needed.
-const MAX_PREALLOC: usize = 1024;
+/// not try to reserve a terabyte: past it the store grows as needed. It is
+/// also the largest bound a `Queue` runs on the ring for (`engine.rs`),
+/// since the ring allocates every slot up front.
+pub(crate) const MAX_PREALLOC: usize = 1024;
 
 /// First in, first out: `Queue`'s `deque`.
 pub(crate) struct Fifo<T>(VecDeque<T>);

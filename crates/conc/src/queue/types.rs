@@ -1,26 +1,27 @@
-//! `Queue`, `LifoQueue` and `PriorityQueue`: one API, stamped out by one macro over the shared core.
+//! `Queue`, `LifoQueue` and `PriorityQueue`: one API, stamped out by one macro over the engines.
 //!
 //! Python gets one API for free by subclassing `Queue`. Here a macro writes
-//! each type's methods, thin wrappers over [`Core`] that turn its internal
-//! outcomes into the public error types; each doc example is written once
-//! and runs against all three types.
+//! each type's methods, thin wrappers over its engine ([`FifoCore`] for
+//! `Queue`, [`Core`] for the others) that turn its internal outcomes into
+//! the public error types; each doc example is written once and runs
+//! against all three types.
 
 use std::fmt;
 use std::time::Duration;
 
-use super::engine::{Core, GetFail, PutFail, Wait};
+use super::engine::{Core, FifoCore, GetFail, PutFail, Wait};
 use super::error::{GetError, PutError, ShutDown, TooManyTaskDone};
-use super::store::{Fifo, Lifo, Prio};
+use super::store::{Lifo, Prio};
 
-/// Writes a public queue type `$name` over the store `$store`.
+/// Writes a public queue type `$name` over the engine `$engine`.
 macro_rules! queue_type {
     (
         $(#[$attr:meta])*
-        $name:ident, $store:ident $(, $bound:path)?
+        $name:ident, $engine:ty $(, $bound:path)?
     ) => {
         $(#[$attr])*
         pub struct $name<T> {
-            core: Core<$store<T>>,
+            core: $engine,
         }
 
         impl<T $(: $bound)?> $name<T> {
@@ -36,7 +37,7 @@ assert_eq!(q.maxsize(), 100);
 assert!(q.empty());
 ```")]
             pub fn new(maxsize: usize) -> Self {
-                Self { core: Core::new(maxsize) }
+                Self { core: <$engine>::new(maxsize) }
             }
 
             #[doc = concat!("The limit given to [`new`](Self::new) (0: unbounded).
@@ -415,7 +416,7 @@ queue_type! {
     ///     assert_eq!(got, [0, 1, 2, 3, 4]);
     /// });
     /// ```
-    Queue, Fifo
+    Queue, FifoCore<T>
 }
 
 queue_type! {
@@ -435,7 +436,7 @@ queue_type! {
     /// }
     /// assert_eq!([q.get(), q.get(), q.get()], [Ok(2), Ok(1), Ok(0)]);
     /// ```
-    LifoQueue, Lifo
+    LifoQueue, Core<Lifo<T>>
 }
 
 queue_type! {
@@ -464,5 +465,5 @@ queue_type! {
     /// q.put(Reverse(5)).unwrap();
     /// assert_eq!(q.get(), Ok(Reverse(5)));
     /// ```
-    PriorityQueue, Prio, Ord
+    PriorityQueue, Core<Prio<T>>, Ord
 }
