@@ -38,7 +38,49 @@ static ECHO: Entry<Connection> = Entry::new("echo", |conn| {
     }
 });
 
-static TABLE: &[&dyn process::Registered] = &[&EXIT_WITH, &PANICS, &NOTHING, &PARK, &WHO, &ECHO];
+/// Blocks until killed.
+static FOREVER: Entry<()> = Entry::new("forever", |()| {
+    loop {
+        std::thread::park();
+    }
+});
+/// Starts a child (a daemon or not) that blocks for ever, reports its pid,
+/// then parks itself (`park == true`) or returns at once.
+static OWNER: Entry<(Connection, bool, bool)> = Entry::new("owner", |(conn, daemon, park)| {
+    let mut child = Process::new(&FOREVER, ());
+    child.set_daemon(daemon);
+    child.start().unwrap();
+    conn.send(&child.pid().unwrap()).unwrap();
+    if park {
+        loop {
+            std::thread::park();
+        }
+    }
+    if !daemon {
+        // Kill it, so that the exit rule's wait for it can end.
+        conn.recv_bytes().unwrap();
+        child.kill();
+    }
+});
+
+/// In a spawned child, which has one thread: forks a closure and an entry,
+/// and reports their exit codes.
+static FORKS: Entry<Connection> = Entry::new("forks", |conn| {
+    let threads = process::threads();
+    let mut closure = Process::fork(|| std::process::exit(5));
+    closure.start().unwrap();
+    let mut entry = Process::new(&EXIT_WITH, 6);
+    entry.set_method(process::StartMethod::Fork);
+    entry.start().unwrap();
+    let mut panics = Process::fork(|| panic!("in a forked child"));
+    panics.start().unwrap();
+    conn.send(&(threads, closure.join(), entry.join(), panics.join()))
+        .unwrap();
+});
+
+static TABLE: &[&dyn process::Registered] = &[
+    &FORKS, &EXIT_WITH, &PANICS, &NOTHING, &PARK, &WHO, &ECHO, &FOREVER, &OWNER,
+];
 
 fn check(ok: bool, what: impl Into<String>) -> Result<(), Failed> {
     if ok { Ok(()) } else { Err(what.into().into()) }
@@ -192,6 +234,68 @@ fn values_go_both_ways_through_a_pipe_passed_to_a_child() -> Result<(), Failed> 
     )
 }
 
+/// Whether `pid` has ended: gone, or a zombie nobody reaps (an orphan's
+/// new parent, in a container, may be a PID 1 that never waits).
+fn ended(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid)
+}
+
+fn wait_ended(pid: u32) -> Result<(), Failed> {
+    let deadline = std::time::Instant::now() + BOUND;
+    while !ended(pid) {
+        check(
+            std::time::Instant::now() < deadline,
+            format!("process {pid} is still running"),
+        )?;
+        std::thread::yield_now();
+    }
+    Ok(())
+}
+
+fn a_daemon_child_dies_when_its_parent_is_killed() -> Result<(), Failed> {
+    let (ours, theirs) = Pipe(true).unwrap();
+    let owner = started(&OWNER, (theirs, true, true));
+    let daemon: u32 = ours.recv()?;
+    check(!ended(daemon), "the daemon runs")?;
+    owner.kill(); // SIGKILL: no exit hook runs, only the kernel's PDEATHSIG
+    check(owner.join_timeout(BOUND) == Some(-9), "owner killed")?;
+    wait_ended(daemon)
+}
+
+fn a_daemon_child_is_terminated_when_its_parent_returns() -> Result<(), Failed> {
+    let (ours, theirs) = Pipe(true).unwrap();
+    let owner = started(&OWNER, (theirs, true, false));
+    let daemon: u32 = ours.recv()?;
+    check(owner.join_timeout(BOUND) == Some(0), "owner exits 0")?;
+    wait_ended(daemon)
+}
+
+fn a_parent_waits_for_its_non_daemon_children() -> Result<(), Failed> {
+    let (ours, theirs) = Pipe(true).unwrap();
+    let owner = started(&OWNER, (theirs, false, false));
+    let child: u32 = ours.recv()?;
+    // The owner's entry returns only after we answer; then its exit rule
+    // waits for the child, which it has killed: both end.
+    ours.send_bytes(b"go")?;
+    check(owner.join_timeout(BOUND) == Some(0), "owner exits 0")?;
+    // The owner reaped it before exiting: it is gone, not a zombie.
+    check(
+        !std::path::Path::new(&format!("/proc/{child}")).exists(),
+        "reaped by its parent",
+    )
+}
+
+fn fork_runs_closures_and_entries_in_a_single_threaded_process() -> Result<(), Failed> {
+    let (ours, theirs) = Pipe(true).unwrap();
+    let p = started(&FORKS, theirs);
+    let got: (usize, i32, i32, i32) = ours.recv()?;
+    check(
+        got == (1, 5, 6, 1),
+        format!("(threads, closure, entry, panic) = {got:?}"),
+    )?;
+    check(p.join_timeout(BOUND) == Some(0), "exit")
+}
+
 fn fork_is_refused_in_a_threaded_process() -> Result<(), Failed> {
     // This test binary runs cases on threads: it has more than one.
     let mut p = Process::fork(|| {});
@@ -229,6 +333,30 @@ impl serde::Serialize for Refuse {
     }
 }
 
+fn a_connection_travels_through_a_pipe() -> Result<(), Failed> {
+    let (a, b) = Pipe(true)?;
+    let (c, d) = Pipe(true)?;
+    a.send(&d)?;
+    drop(d);
+    let d: Connection = b.recv()?;
+    c.send(&5u32)?;
+    check(d.recv::<u32>()? == 5, "through the received end")?;
+    // A big message and a small one keep their order.
+    // A big message (over the socket's buffer: sent from another thread,
+    // as its send waits for the reader) and a small one keep their order.
+    let big = vec![7u8; 1 << 20];
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            a.send_bytes(&big).unwrap();
+            a.send_bytes(b"after").unwrap();
+        });
+        check(
+            b.recv_bytes()? == big && b.recv_bytes()? == b"after",
+            "order",
+        )
+    })
+}
+
 fn a_peer_that_closed_its_pipe_is_an_error() -> Result<(), Failed> {
     let (a, b) = Pipe(true).unwrap();
     drop(b);
@@ -242,56 +370,34 @@ fn a_peer_that_closed_its_pipe_is_an_error() -> Result<(), Failed> {
     )
 }
 
+/// One trial per case, named after its function.
+macro_rules! trials {
+    ($($case:ident),* $(,)?) => {
+        vec![$(Trial::test(stringify!($case), $case)),*]
+    };
+}
+
 fn main() {
     entry_point(TABLE);
     let args = Arguments::from_args();
-    let cases: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
-        (
-            "exitcode_of_a_normal_exit_and_of_an_exit_status",
-            exitcode_of_a_normal_exit_and_of_an_exit_status,
-        ),
-        ("exitcode_of_a_panic_is_one", exitcode_of_a_panic_is_one),
-        (
-            "exitcode_of_terminate_and_kill_is_minus_the_signal",
-            exitcode_of_terminate_and_kill_is_minus_the_signal,
-        ),
-        (
-            "join_with_a_timeout_returns_none_while_the_child_runs",
-            join_with_a_timeout_returns_none_while_the_child_runs,
-        ),
-        (
-            "active_children_reaps_finished_children",
-            active_children_reaps_finished_children,
-        ),
-        (
-            "a_child_knows_its_name_and_parent",
-            a_child_knows_its_name_and_parent,
-        ),
-        ("default_names_count_up", default_names_count_up),
-        (
-            "values_go_both_ways_through_a_pipe_passed_to_a_child",
-            values_go_both_ways_through_a_pipe_passed_to_a_child,
-        ),
-        (
-            "fork_is_refused_in_a_threaded_process",
-            fork_is_refused_in_a_threaded_process,
-        ),
-        (
-            "an_unregistered_entry_is_refused_before_anything_starts",
-            an_unregistered_entry_is_refused_before_anything_starts,
-        ),
-        (
-            "arguments_that_fail_to_serialize_are_an_error_at_start",
-            arguments_that_fail_to_serialize_are_an_error_at_start,
-        ),
-        (
-            "a_peer_that_closed_its_pipe_is_an_error",
-            a_peer_that_closed_its_pipe_is_an_error,
-        ),
+    let trials = trials![
+        exitcode_of_a_normal_exit_and_of_an_exit_status,
+        exitcode_of_a_panic_is_one,
+        exitcode_of_terminate_and_kill_is_minus_the_signal,
+        join_with_a_timeout_returns_none_while_the_child_runs,
+        active_children_reaps_finished_children,
+        a_child_knows_its_name_and_parent,
+        default_names_count_up,
+        values_go_both_ways_through_a_pipe_passed_to_a_child,
+        a_daemon_child_dies_when_its_parent_is_killed,
+        a_daemon_child_is_terminated_when_its_parent_returns,
+        a_parent_waits_for_its_non_daemon_children,
+        fork_runs_closures_and_entries_in_a_single_threaded_process,
+        fork_is_refused_in_a_threaded_process,
+        an_unregistered_entry_is_refused_before_anything_starts,
+        arguments_that_fail_to_serialize_are_an_error_at_start,
+        a_connection_travels_through_a_pipe,
+        a_peer_that_closed_its_pipe_is_an_error,
     ];
-    let trials = cases
-        .into_iter()
-        .map(|(name, f)| Trial::test(name, f))
-        .collect();
     libtest_mimic::run(&args, trials).exit();
 }

@@ -24,6 +24,7 @@ pub(crate) mod wire;
 
 pub use manager::{DictProxy, ListProxy, LockProxy, Manager, NamespaceProxy, QueueProxy};
 pub use pipe::{Connection, Pipe};
+pub use queue::{DEFAULT_CAPACITY, JoinableQueue, Queue, SimpleQueue};
 pub use sync::{
     AcquireError, Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard,
     OwnerDied, Permit, RLock, RLockGuard, Semaphore, SharedFile, SharedFileGuard,
@@ -59,6 +60,12 @@ pub enum Error {
     /// The wait ran out.
     #[error("timed out")]
     Timeout,
+    /// A queue had no room and the call was not to wait (Python's `queue.Full`).
+    #[error("the queue is full")]
+    Full,
+    /// A queue had no item and the call was not to wait (Python's `queue.Empty`).
+    #[error("the queue is empty")]
+    Empty,
     /// The operating system refused.
     #[error(transparent)]
     Io(#[from] io::Error),

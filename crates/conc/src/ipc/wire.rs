@@ -151,6 +151,19 @@ impl<'de> Deserialize<'de> for DeFd {
     }
 }
 
+/// Whether the other end of `sock` is still open somewhere (in any
+/// process): `POLLRDHUP` comes once its last copy is closed.
+pub(crate) fn peer_open(sock: &UnixStream) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let rdhup = PollFlags::from_bits_retain(libc::POLLRDHUP);
+    let mut fds = [PollFd::new(sock.as_fd(), rdhup)];
+    // Only POLLRDHUP is asked for, and POLLHUP and POLLERR come unasked:
+    // any event means the peer is gone. (nix's `revents` cannot be used:
+    // it does not know the POLLRDHUP bit and reports `None`.)
+    !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
 /// Writes one frame: `bytes` with `fds` riding along.
 pub(crate) fn send_frame(sock: &UnixStream, bytes: &[u8], fds: &[OwnedFd]) -> Result<(), Error> {
     if bytes.len() > MAX_FRAME {
@@ -192,12 +205,31 @@ pub(crate) fn send_frame(sock: &UnixStream, bytes: &[u8], fds: &[OwnedFd]) -> Re
 
 /// Reads frames from a socket through a buffer, so that many small frames
 /// cost one read.
-#[derive(Default)]
 pub(crate) struct FrameReader {
+    /// `buf[start..end]` is read and not yet handed out; the buffer is
+    /// zeroed once, when it grows, not at every read.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
+    /// Room for the descriptors of one read, allocated once.
+    cmsg: Vec<u8>,
     fds: VecDeque<OwnedFd>,
 }
+
+impl Default for FrameReader {
+    fn default() -> Self {
+        Self {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            cmsg: nix::cmsg_space!([std::os::fd::RawFd; MAX_FDS_PER_READ]),
+            fds: VecDeque::new(),
+        }
+    }
+}
+
+/// The bytes one read asks for (unless a frame needs more).
+const READ_SIZE: usize = 64 * 1024;
 
 /// A frame as read: its payload and descriptors.
 pub(crate) struct Frame {
@@ -206,18 +238,13 @@ pub(crate) struct Frame {
 }
 
 impl FrameReader {
-    /// Whether a whole frame is buffered, so `recv` will not block.
-    pub(crate) fn has_frame(&self) -> bool {
-        self.frame_len().is_some_and(|len| self.buffered() >= len)
-    }
-
     fn buffered(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     /// The buffered frame's whole length (header and payload), once its header is in.
     fn frame_len(&self) -> Option<usize> {
-        let h = self.buf.get(self.start..self.start + 8)?;
+        let h = self.buf[self.start..self.end].get(..8)?;
         Some(8 + u32::from_le_bytes(h[..4].try_into().unwrap()) as usize)
     }
 
@@ -247,32 +274,29 @@ impl FrameReader {
         }
         let bytes = self.buf[self.start + 8..self.start + len].to_vec();
         self.start += len;
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        }
         let fds = self.fds.drain(..count).collect();
         Ok(Frame { bytes, fds })
     }
 
     /// One read: at least one byte more, or an error.
     fn fill(&mut self, sock: &UnixStream) -> Result<(), Error> {
-        if self.start > 0 && (self.start == self.buf.len() || self.start > self.buf.capacity() / 2)
-        {
-            self.buf.drain(..self.start);
-            self.start = 0;
+        // Room for the rest of the frame being read, and a read's worth.
+        let need = self.frame_len().unwrap_or(8).max(READ_SIZE);
+        if self.buf.len() - self.start < need {
+            // Move the partial frame to the front, then grow if still short.
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+            if self.buf.len() < need {
+                self.buf.resize(need, 0);
+            }
         }
-        let want = self
-            .frame_len()
-            .map_or(8, |len| len.saturating_sub(self.buffered()))
-            .max(64 * 1024);
-        let old = self.buf.len();
-        self.buf.resize(old + want, 0);
-        let mut space = nix::cmsg_space!([std::os::fd::RawFd; MAX_FDS_PER_READ]);
-        let result = loop {
-            let mut iov = [IoSliceMut::new(&mut self.buf[old..])];
-            match recvmsg::<()>(
-                sock.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
+        loop {
+            let flags = MsgFlags::MSG_CMSG_CLOEXEC;
+            let mut iov = [IoSliceMut::new(&mut self.buf[self.end..])];
+            match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut self.cmsg), flags) {
                 Ok(msg) => {
                     let n = msg.bytes;
                     for cmsg in msg.cmsgs().map_err(|e| Error::Io(e.into()))? {
@@ -280,19 +304,17 @@ impl FrameReader {
                             self.fds.extend(fds.into_iter().map(owned));
                         }
                     }
-                    break Ok(n);
+                    if n == 0 {
+                        return Err(Error::Closed);
+                    }
+                    self.end += n;
+                    return Ok(());
                 }
                 Err(nix::errno::Errno::EINTR) => {}
-                Err(nix::errno::Errno::ECONNRESET) => break Ok(0),
-                Err(e) => break Err(Error::Io(e.into())),
+                Err(nix::errno::Errno::ECONNRESET) => return Err(Error::Closed),
+                Err(e) => return Err(Error::Io(e.into())),
             }
-        };
-        let n = result.inspect_err(|_| self.buf.truncate(old))?;
-        self.buf.truncate(old + n);
-        if n == 0 {
-            return Err(Error::Closed);
         }
-        Ok(())
     }
 }
 

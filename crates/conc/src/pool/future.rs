@@ -62,6 +62,10 @@ pub enum FutureError {
     /// [`Future::into_result`] already moved the value out.
     #[error("the result was already taken")]
     Taken,
+    /// The worker process running the task died (a
+    /// [`ProcessPool`](crate::pool::ProcessPool) task); says how.
+    #[error("the worker process running the task died: {0}")]
+    WorkerDied(String),
 }
 
 /// The future was already done: hands back what you tried to store
@@ -91,7 +95,8 @@ enum State<T> {
     Running,
     Cancelled,
     Finished(T),
-    Panicked(String),
+    /// Finished without a value: the task panicked, or its worker died.
+    Failed(FutureError),
     /// Finished, but `into_result` moved the value out.
     Taken,
 }
@@ -107,7 +112,8 @@ impl<T> State<T> {
             State::Running => "running",
             State::Cancelled => "cancelled",
             State::Finished(_) | State::Taken => "finished",
-            State::Panicked(_) => "panicked",
+            State::Failed(FutureError::Panicked(_)) => "panicked",
+            State::Failed(_) => "failed",
         }
     }
 }
@@ -341,8 +347,19 @@ impl<T> Future<T> {
         if slot.state.is_done() {
             return Err(InvalidState(message));
         }
-        self.complete(slot, State::Panicked(message));
+        self.complete(slot, State::Failed(FutureError::Panicked(message)));
         Ok(())
+    }
+
+    /// Finishes the future with `error` (a worker's death); `false` if it
+    /// was already done.
+    pub(crate) fn set_error(&self, error: FutureError) -> bool {
+        let slot = self.inner.slot.lock();
+        if slot.state.is_done() {
+            return false;
+        }
+        self.complete(slot, State::Failed(error));
+        true
     }
 
     /// Runs `task` for this future, as a pool worker does: skips it if the
@@ -384,7 +401,7 @@ impl<T> Future<T> {
         }
         let state = match panic::catch_unwind(AssertUnwindSafe(task)) {
             Ok(value) => State::Finished(value),
-            Err(payload) => State::Panicked(panic_message(payload)),
+            Err(payload) => State::Failed(FutureError::Panicked(panic_message(payload))),
         };
         let slot = self.inner.slot.lock();
         if slot.state.is_done() {
@@ -503,9 +520,10 @@ impl<T> Future<T> {
         slot.waiters.retain(|(w, _)| !Arc::ptr_eq(w, waiter));
     }
 
-    /// Whether the task panicked (for `wait`'s `FirstException`).
+    /// Whether the task panicked or its worker died (for `wait`'s
+    /// `FirstException`).
     fn panicked(&self) -> bool {
-        matches!(self.inner.slot.lock().state, State::Panicked(_))
+        matches!(self.inner.slot.lock().state, State::Failed(_))
     }
 }
 
@@ -557,7 +575,7 @@ fn read<T: Clone>(state: &State<T>) -> Result<T, FutureError> {
 /// The error for a done state that holds no value.
 fn outcome_error<T>(state: &State<T>) -> FutureError {
     match state {
-        State::Panicked(message) => FutureError::Panicked(message.clone()),
+        State::Failed(error) => error.clone(),
         State::Cancelled => FutureError::Cancelled,
         State::Taken => FutureError::Taken,
         State::Pending | State::Running | State::Finished(_) => {

@@ -33,8 +33,11 @@
 //! ```
 
 mod future;
+mod process;
 
 pub use future::*;
+pub use process::{ProcessMap, ProcessPool, ProcessPoolBuilder, ProcessPoolError};
+pub(crate) use process::{WORKER_ENTRY, worker_main};
 
 use std::collections::VecDeque;
 use std::fmt;

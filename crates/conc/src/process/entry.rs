@@ -115,8 +115,10 @@ pub(crate) type Builtin = fn(UnixStream, FrameReader, Vec<u8>, Vec<OwnedFd>) -> 
 ///
 /// static HELLO: Entry<String> = Entry::new("hello", |who| println!("hello, {who}"));
 ///
+/// static TABLE: &[&dyn conc::process::Registered] = &[&HELLO];
+///
 /// fn main() {
-///     entry_point(&[&HELLO]);
+///     entry_point(TABLE);
 ///     let mut p = Process::new(&HELLO, "world".to_string());
 ///     p.start().unwrap();
 ///     assert_eq!(p.join(), 0);
@@ -142,11 +144,21 @@ pub(crate) fn lookup(name: &str) -> Option<&'static dyn Registered> {
     TABLE.get()?.iter().copied().find(|e| e.name() == name)
 }
 
+/// Why a child cannot be spawned from a program whose `main` does not
+/// call `entry_point` (the child would run the whole `main` again).
+pub(crate) const NO_ENTRY_POINT: &str =
+    "conc::process::entry_point was not called: call it first in main, with the program's entries";
+
+/// Whether `entry_point` ran in this process.
+pub(crate) fn entry_point_called() -> bool {
+    TABLE.get().is_some()
+}
+
 /// Whether a child started with `name` will find it: `entry_point` ran
 /// here (so it will run in the child, the same program) and listed it.
 pub(crate) fn check_registered(name: &str) -> Result<(), String> {
-    if TABLE.get().is_none() {
-        return Err("conc::process::entry_point was not called: call it first in main, with the program's entries".into());
+    if !entry_point_called() {
+        return Err(NO_ENTRY_POINT.into());
     }
     if lookup(name).is_none() {
         return Err(format!(

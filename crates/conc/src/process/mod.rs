@@ -49,6 +49,7 @@ mod child;
 mod entry;
 
 pub use entry::{Entry, Registered, entry_point};
+pub(crate) use entry::{check_registered, lookup};
 
 use std::fmt;
 use std::io::{self, Write};
@@ -409,8 +410,10 @@ enum Target {
 ///     println!("{name} is running, n = {n}");
 /// });
 ///
+/// static TABLE: &[&dyn conc::process::Registered] = &[&TASK];
+///
 /// fn main() {
-///     entry_point(&[&TASK]);
+///     entry_point(TABLE);
 ///     let mut p = Process::new(&TASK, ("sub".to_string(), 3));
 ///     p.set_name("p1");
 ///     p.start().unwrap();
@@ -613,10 +616,8 @@ pub(crate) fn start_builtin(
 ) -> Result<(Process, UnixStream), ProcessError> {
     // A program whose main does not call entry_point would run its whole
     // main again in the child (which may start another child, and so on).
-    if let Err(why) = entry::check_registered(entry)
-        && why.contains("entry_point was not called")
-    {
-        return Err(ProcessError::NotRegistered(why));
+    if !entry::entry_point_called() {
+        return Err(ProcessError::NotRegistered(entry::NO_ENTRY_POINT.into()));
     }
     let mut identity = CURRENT
         .lock()
@@ -636,6 +637,7 @@ pub(crate) fn start_builtin(
 pub(crate) fn builtin(name: &str) -> Option<entry::Builtin> {
     match name {
         crate::ipc::manager::ENTRY => Some(crate::ipc::manager::serve),
+        crate::pool::WORKER_ENTRY => Some(crate::pool::worker_main),
         _ => None,
     }
 }

@@ -106,6 +106,15 @@ impl<S: Pod> Shm<S> {
         self.map.as_ptr() as *mut Header<S>
     }
 
+    /// The header, as a reference (its mutable parts are `UnsafeCell`s).
+    fn header_ref(&self) -> &Header<S> {
+        // SAFETY: every mapping is at least a header long (checked at open,
+        // made so at create), page aligned, and lives as long as `self`;
+        // the header's plain fields are written only before the object is
+        // shared, the rest sit in UnsafeCells.
+        unsafe { &*self.header() }
+    }
+
     fn tail_offset() -> usize {
         size_of::<Header<S>>().next_multiple_of(64)
     }
@@ -156,10 +165,8 @@ impl<S: Pod> Shm<S> {
             file,
             _state: PhantomData,
         };
-        let h = shm.header();
-        // SAFETY: the mapping is at least a header long; these three are
-        // plain integers written by the creator before the descriptor left it.
-        let (magic, size, tail) = unsafe { ((*h).magic, (*h).state_size, (*h).tail_len) };
+        let h = shm.header_ref();
+        let (magic, size, tail) = (h.magic, h.state_size, h.tail_len);
         if magic != MAGIC
             || size != size_of::<S>() as u64
             || Self::tail_offset() as u64 + tail != len as u64
@@ -231,13 +238,11 @@ impl<S: Pod> Shm<S> {
     }
 
     fn mutex(&self) -> *mut libc::pthread_mutex_t {
-        // SAFETY: the header is in bounds of the mapping (checked at open).
-        unsafe { (*self.header()).mutex.get() }
+        self.header_ref().mutex.get()
     }
 
     fn cond(&self, which: usize) -> *mut libc::pthread_cond_t {
-        // SAFETY: as for `mutex`; `which` is bounds-checked by the index.
-        unsafe { (*self.header()).conds[which].get() }
+        self.header_ref().conds[which].get()
     }
 
     /// Wakes one waiter on condition `which` (with or without the lock).
@@ -270,50 +275,60 @@ unsafe fn init_header<S>(
     } else {
         libc::PTHREAD_MUTEX_ERRORCHECK
     };
-    // SAFETY: attribute calls on a local attribute object, initialised by
-    // the first; the mutex and condvars are initialised in place in memory
-    // the caller vouches for; each return code is checked.
+    let a = mattr.as_mut_ptr();
+    let mut cattr = MaybeUninit::<libc::pthread_condattr_t>::uninit();
+    let c = cattr.as_mut_ptr();
+    // SAFETY: (for every block below) attribute calls on the two local
+    // attribute objects, each initialised by its `_init` before use; the
+    // mutex, condvars and fields are initialised in place in the header the
+    // caller vouches for (fresh, zeroed, aligned, seen by no one yet).
+    let code = unsafe { libc::pthread_mutexattr_init(a) };
+    check(code, "pthread_mutexattr_init")?;
+    // SAFETY: see above.
+    let code = unsafe { libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED) };
+    check(code, "setpshared")?;
+    // SAFETY: see above.
+    let code = unsafe { libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST) };
+    check(code, "setrobust")?;
+    // SAFETY: see above.
+    let code = unsafe { libc::pthread_mutexattr_settype(a, kind) };
+    check(code, "settype")?;
+    // SAFETY: see above.
+    let header = unsafe { &*h };
+    // SAFETY: see above.
+    let code = unsafe { libc::pthread_mutex_init(header.mutex.get(), a) };
+    check(code, "pthread_mutex_init")?;
+    // SAFETY: see above.
+    unsafe { libc::pthread_mutexattr_destroy(a) };
+    // SAFETY: see above.
+    let code = unsafe { libc::pthread_condattr_init(c) };
+    check(code, "pthread_condattr_init")?;
+    // SAFETY: see above.
+    let code = unsafe { libc::pthread_condattr_setpshared(c, libc::PTHREAD_PROCESS_SHARED) };
+    check(code, "setpshared")?;
+    // SAFETY: see above.
+    let code = unsafe { libc::pthread_condattr_setclock(c, libc::CLOCK_MONOTONIC) };
+    check(code, "setclock")?;
+    for cond in &header.conds {
+        // SAFETY: see above.
+        let code = unsafe { libc::pthread_cond_init(cond.get(), c) };
+        check(code, "pthread_cond_init")?;
+    }
+    // SAFETY: see above.
+    unsafe { libc::pthread_condattr_destroy(c) };
+    // SAFETY: see above; the state's cell is in the header, `S: Pod`.
+    unsafe { ptr::write(header.state.get(), state) };
+    // SAFETY: see above: no reference to these fields is alive (the
+    // shared reference `header` is not used after this point).
     unsafe {
-        check(
-            libc::pthread_mutexattr_init(mattr.as_mut_ptr()),
-            "pthread_mutexattr_init",
-        )?;
-        let a = mattr.as_mut_ptr();
-        check(
-            libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED),
-            "setpshared",
-        )?;
-        check(
-            libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST),
-            "setrobust",
-        )?;
-        check(libc::pthread_mutexattr_settype(a, kind), "settype")?;
-        check(
-            libc::pthread_mutex_init((*h).mutex.get(), a),
-            "pthread_mutex_init",
-        )?;
-        libc::pthread_mutexattr_destroy(a);
-        let mut cattr = MaybeUninit::<libc::pthread_condattr_t>::uninit();
-        check(
-            libc::pthread_condattr_init(cattr.as_mut_ptr()),
-            "pthread_condattr_init",
-        )?;
-        let c = cattr.as_mut_ptr();
-        check(
-            libc::pthread_condattr_setpshared(c, libc::PTHREAD_PROCESS_SHARED),
-            "setpshared",
-        )?;
-        check(
-            libc::pthread_condattr_setclock(c, libc::CLOCK_MONOTONIC),
-            "setclock",
-        )?;
-        for cond in &(*h).conds {
-            check(libc::pthread_cond_init(cond.get(), c), "pthread_cond_init")?;
-        }
-        libc::pthread_condattr_destroy(c);
-        ptr::write((*h).state.get(), state);
         (*h).state_size = size_of::<S>() as u64;
+    }
+    // SAFETY: see above.
+    unsafe {
         (*h).tail_len = tail_len;
+    }
+    // SAFETY: see above.
+    unsafe {
         (*h).magic = MAGIC;
     }
     Ok(())
@@ -343,9 +358,10 @@ impl<S: Pod> ShmGuard<'_, S> {
 
     /// The state.
     pub(crate) fn state(&mut self) -> &mut S {
+        let cell = &self.shm.header_ref().state;
         // SAFETY: we hold the process-shared mutex, which every access to
         // the state takes, so no other thread or process touches it now.
-        unsafe { &mut *(*self.shm.header()).state.get() }
+        unsafe { &mut *cell.get() }
     }
 
     /// The bytes after the state.
@@ -354,7 +370,9 @@ impl<S: Pod> ShmGuard<'_, S> {
         let len = self.shm.map.len() - off;
         // SAFETY: `off..off + len` is inside the mapping; we hold the mutex
         // that guards the tail, so this is the only reference to it.
-        unsafe { std::slice::from_raw_parts_mut((self.shm.map.as_ptr() as *mut u8).add(off), len) }
+        let start = self.shm.map.as_ptr().wrapping_add(off) as *mut u8;
+        // SAFETY: as above.
+        unsafe { std::slice::from_raw_parts_mut(start, len) }
     }
 
     /// The bytes after the state, to read: for a guard that derefs to them.
