@@ -337,6 +337,19 @@ impl Child {
     }
 }
 
+/// Drops a reaped child from the registry, so that a program starting
+/// thousands of children does not keep their pidfds (and `fork` does not
+/// copy an ever larger descriptor table); passes its exit code through.
+fn forget_if_reaped(child: &Arc<Child>, code: Option<i32>) -> Option<i32> {
+    if code.is_some() {
+        CHILDREN
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|c| !Arc::ptr_eq(c, child));
+    }
+    code
+}
+
 /// The exit code reported for a child another waiter reaped.
 pub const UNKNOWN_EXIT: i32 = 255;
 
@@ -525,26 +538,28 @@ impl Process {
     /// Python's exit code: `None` until it has exited (this reaps it if it
     /// has), else its exit status, or minus the signal that killed it.
     pub fn exitcode(&self) -> Option<i32> {
-        self.child.as_ref()?.poll()
+        let child = self.child.as_ref()?;
+        forget_if_reaped(child, child.poll())
     }
 
     /// Whether it was started and has not exited.
     pub fn is_alive(&self) -> bool {
-        self.child.as_ref().is_some_and(|c| c.poll().is_none())
+        self.child.is_some() && self.exitcode().is_none()
     }
 
     /// Waits until it exits; its exit code. A process never started
     /// reports [`UNKNOWN_EXIT`] at once.
     pub fn join(&self) -> i32 {
-        self.child
-            .as_ref()
-            .map_or(UNKNOWN_EXIT, |c| c.wait(None).unwrap_or(UNKNOWN_EXIT))
+        self.child.as_ref().map_or(UNKNOWN_EXIT, |c| {
+            forget_if_reaped(c, c.wait(None)).unwrap_or(UNKNOWN_EXIT)
+        })
     }
 
     /// Waits at most `timeout`; its exit code if it exited.
     pub fn join_timeout(&self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now().checked_add(timeout);
-        self.child.as_ref()?.wait(deadline)
+        let child = self.child.as_ref()?;
+        forget_if_reaped(child, child.wait(deadline))
     }
 
     /// Sends SIGTERM (Python's `terminate`).
