@@ -82,6 +82,31 @@ struct Task {
     complete: Complete,
 }
 
+impl Task {
+    /// The task that sends `request` and completes `future` with what
+    /// `outcome` makes of the reply (or of the worker's death).
+    fn new<T: Send + 'static>(
+        request: Vec<u8>,
+        future: &Future<T>,
+        outcome: impl FnOnce(Result<Reply, FutureError>) -> Result<T, FutureError> + Send + 'static,
+    ) -> Self {
+        let (f1, f2, f3) = (future.clone(), future.clone(), future.clone());
+        Task {
+            request,
+            start: Box::new(move || f1.set_running_or_notify_cancel()),
+            cancel: Box::new(move || {
+                f3.cancel();
+            }),
+            complete: Box::new(move |reply| finish(&f2, outcome(reply))),
+        }
+    }
+}
+
+/// A reply of the wrong kind: a worker out of step with its feeder.
+fn out_of_turn() -> FutureError {
+    FutureError::Panicked("a worker answered out of turn".into())
+}
+
 /// Why the pool did not take a task.
 ///
 /// # Examples
@@ -269,25 +294,11 @@ impl ProcessPool {
             args: bytes,
         })?;
         let future = Future::new();
-        let (f1, f2, f3) = (future.clone(), future.clone(), future.clone());
-        self.enqueue(Task {
-            request,
-            start: Box::new(move || f1.set_running_or_notify_cancel()),
-            cancel: Box::new(move || {
-                f3.cancel();
-            }),
-            complete: Box::new(move |reply| match reply {
-                Ok(Reply::Call(Ok(bytes))) => finish(&f2, decode::<R>(&bytes)),
-                Ok(Reply::Call(Err(panic))) => finish(&f2, Err(FutureError::Panicked(panic))),
-                Ok(Reply::Chunk(_)) => finish(
-                    &f2,
-                    Err(FutureError::Panicked(
-                        "a worker answered out of turn".into(),
-                    )),
-                ),
-                Err(e) => finish(&f2, Err(e)),
-            }),
-        })?;
+        self.enqueue(Task::new(request, &future, |reply| match reply? {
+            Reply::Call(Ok(bytes)) => decode::<R>(&bytes),
+            Reply::Call(Err(panic)) => Err(FutureError::Panicked(panic)),
+            Reply::Chunk(_) => Err(out_of_turn()),
+        }))?;
         Ok(future)
     }
 
@@ -321,32 +332,20 @@ impl ProcessPool {
                 entry: entry.name().into(),
                 args: encoded,
             })?;
-            let future: Future<Vec<Result<R, FutureError>>> = Future::new();
-            let (f1, f2, f3) = (future.clone(), future.clone(), future.clone());
-            self.enqueue(Task {
-                request,
-                start: Box::new(move || f1.set_running_or_notify_cancel()),
-                cancel: Box::new(move || {
-                    f3.cancel();
-                }),
-                complete: Box::new(move |reply| {
-                    let results = match reply {
-                        Ok(Reply::Chunk(results)) => results
-                            .into_iter()
-                            .map(|r| {
-                                r.map_err(FutureError::Panicked)
-                                    .and_then(|b| decode::<R>(&b))
-                            })
-                            .collect(),
-                        Ok(Reply::Call(_)) => {
-                            let e = FutureError::Panicked("a worker answered out of turn".into());
-                            (0..n).map(|_| Err(e.clone())).collect()
-                        }
-                        Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
-                    };
-                    let _ = f2.set_result(results);
-                }),
-            })?;
+            let future = Future::new();
+            self.enqueue(Task::new(request, &future, move |reply| {
+                Ok(match reply {
+                    Ok(Reply::Chunk(results)) => results
+                        .into_iter()
+                        .map(|r| {
+                            r.map_err(FutureError::Panicked)
+                                .and_then(|b| decode::<R>(&b))
+                        })
+                        .collect(),
+                    Ok(Reply::Call(_)) => (0..n).map(|_| Err(out_of_turn())).collect(),
+                    Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
+                })
+            }))?;
             chunks.push_back(future);
         }
         Ok(ProcessMap {
