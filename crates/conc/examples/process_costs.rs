@@ -6,7 +6,8 @@
 //! only in the start+join figures, as in the Python script. Fork is
 //! measured first, while this process still has one thread.
 //!
-//! Run: `cargo run --release -p conc --example process_costs [--quick]`.
+//! Run: `cargo run --release -p conc --example process_costs [--quick] [--only WORD]`,
+//! where `--only fork` runs the figures whose label contains `fork`.
 
 use std::time::{Duration, Instant};
 
@@ -48,16 +49,26 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-fn repeat(
-    label: &str,
-    work: &str,
-    unit: &str,
-    mut run: impl FnMut() -> f64,
-) -> (String, String, String, f64, f64, f64) {
+type Row = (String, String, String, f64, f64, f64);
+
+/// Runs `run` once to warm up and five times measured, unless `--only
+/// WORD` was given and `label` does not contain it.
+fn repeat(label: &str, work: &str, unit: &str, mut run: impl FnMut() -> f64) -> Option<Row> {
+    if !wanted(label) {
+        return None;
+    }
     run(); // warm up
     let (m, lo, hi) = median((0..5).map(|_| run()).collect());
     println!("{label}: {m:.3} {unit} ({work}; min {lo:.3}, max {hi:.3}, 5 repeats)");
-    (label.into(), work.into(), unit.into(), m, lo, hi)
+    Some((label.into(), work.into(), unit.into(), m, lo, hi))
+}
+
+fn wanted(label: &str) -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--only") {
+        Some(i) => args.get(i + 1).is_some_and(|w| label.contains(w.as_str())),
+        None => true,
+    }
 }
 
 /// ms per process, `n` processes started and joined one at a time.
@@ -172,7 +183,9 @@ fn main() {
         || pipe_rate(items, true),
     ));
     let pool = ProcessPool::new(2);
-    pool_rate(&pool, 100, false); // both workers started
+    if wanted("ProcessPool") {
+        pool_rate(&pool, 100, false); // both workers started
+    }
     let submits = 200_000 / scale as u64;
     rows.push(repeat(
         "ProcessPool(2) submit+wait",
@@ -188,7 +201,7 @@ fn main() {
         || pool_rate(&pool, maps, true),
     ));
     println!("\n| figure | work per repeat | median | min - max |\n|---|---|---:|---:|");
-    for (label, work, unit, m, lo, hi) in rows {
+    for (label, work, unit, m, lo, hi) in rows.into_iter().flatten() {
         println!("| {label} | {work} | {m:.3} {unit} | {lo:.3} - {hi:.3} |");
     }
 }

@@ -168,6 +168,14 @@ thread_local! {
     static CURRENT: RefCell<Option<Thread>> = const { RefCell::new(None) };
 }
 
+/// Sets up this thread's slot for [`run_main`] now. A forked child calls
+/// `run_main` first thing; were the slot first touched there, every child
+/// would register its destructor with the C runtime afresh (a lazy symbol
+/// lookup and a dozen page faults on memory it shares with its parent).
+pub(crate) fn prepare_fork() {
+    CURRENT.with(|_| {});
+}
+
 /// Removes a thread from the registry when its closure ends, even by panic.
 struct Deregister(Thread);
 

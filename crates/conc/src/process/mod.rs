@@ -211,6 +211,20 @@ fn set_current(identity: Identity) {
     CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
+/// [`set_current`] in a forked child, which frees nothing of the copy of
+/// its parent's state: every page it writes is copied from the parent's
+/// first, so it leaves the parent's identity and children (their pidfds
+/// close at exit) where they are instead of handing them to `free`.
+fn set_current_forked(identity: Identity) {
+    let mut current = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    std::mem::forget(std::mem::replace(&mut *current, identity));
+    drop(current);
+    CHILD_COUNT.store(0, Ordering::Relaxed);
+    std::mem::forget(std::mem::take(
+        &mut *CHILDREN.lock().unwrap_or_else(|e| e.into_inner()),
+    ));
+}
+
 /// This process's name, pid and daemon flag (Python's `current_process()`).
 pub fn current_process() -> CurrentProcess {
     let me = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
@@ -248,7 +262,10 @@ pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// How many threads this process has now (from `/proc/self/status`).
+/// How many threads this process has now: procfs gives `/proc/self/task`
+/// one link per thread beside its two (`.` and the parent's entry), so one
+/// `stat` answers, where reading `/proc/self/status` would have the kernel
+/// format some fifty lines; that file is the fallback.
 ///
 /// # Examples
 ///
@@ -256,13 +273,17 @@ pub fn cpu_count() -> usize {
 /// assert!(conc::process::threads() >= 1);
 /// ```
 pub fn threads() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
-        })
-        .unwrap_or(usize::MAX)
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata("/proc/self/task") {
+        Ok(m) if m.nlink() > 2 => (m.nlink() - 2) as usize,
+        _ => std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
+            })
+            .unwrap_or(usize::MAX),
+    }
 }
 
 /// A started child: its pid, a pidfd to wait on, and its exit code once
@@ -701,6 +722,12 @@ pub(crate) fn spawn_child(
 }
 
 /// Forks a child that becomes `name` and runs `f`; the child's pid.
+///
+/// The child's whole life is spent on memory it shares with its parent,
+/// where each page it first writes costs a fault and a copy, and the
+/// parent pays the same for each page it writes while the child lives: so
+/// what the child needs is built before the fork, and the child allocates
+/// and frees as little as it can.
 fn fork_child(
     name: &str,
     identity: &[u32],
@@ -711,28 +738,30 @@ fn fork_child(
     if n != 1 {
         return Err(ProcessError::Threaded { threads: n });
     }
-    // What is buffered now would be written twice, by both processes.
+    // What is buffered now would be written twice, by both processes
+    // (stderr is unbuffered).
     let _ = io::stdout().flush();
-    let _ = io::stderr().flush();
+    crate::thread::prepare_fork();
     let parent = current_process();
+    let parent_pid = parent.pid;
+    let child = Identity {
+        name: name.to_string(),
+        identity: identity.to_vec(),
+        daemon,
+        parent: Some((parent.pid, parent.name)),
+    };
     match sys::fork_single_threaded()? {
         Forked::Parent(pid) => Ok(pid),
         Forked::Child => {
             if daemon
                 && (nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err()
-                    || nix::unistd::getppid().as_raw() as u32 != parent.pid)
+                    || nix::unistd::getppid().as_raw() as u32 != parent_pid)
             {
                 sys::exit_now(1);
             }
-            set_current(Identity {
-                name: name.to_string(),
-                identity: identity.to_vec(),
-                daemon,
-                parent: Some((parent.pid, parent.name)),
-            });
+            set_current_forked(child);
             let result = panic::catch_unwind(AssertUnwindSafe(|| crate::thread::run_main(f)));
             let _ = io::stdout().flush();
-            let _ = io::stderr().flush();
             sys::exit_now(if result.is_ok() { 0 } else { 1 });
         }
     }
