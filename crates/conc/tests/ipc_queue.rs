@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use conc::ipc::{Connection, Error, JoinableQueue, Pipe, Queue};
 use conc::pool::{FutureError, ProcessPool};
-use conc::process::{self, Entry, Process, entry_point};
-use libtest_mimic::{Arguments, Failed, Trial};
+use conc::process::{self, Entry};
+use libtest_mimic::Failed;
+
+mod common;
+use common::{check, started};
 
 const BOUND: Duration = Duration::from_secs(60);
 const PER_PRODUCER: u64 = 10_000;
@@ -62,28 +65,15 @@ static TABLE: &[&dyn process::Registered] = &[
     &PRODUCE, &CONSUME, &PUT_ONE, &WORK_DONE, &SQUARE, &PANICS, &DIES, &PID, &INIT, &READ_INIT,
 ];
 
-fn check(ok: bool, what: impl Into<String>) -> Result<(), Failed> {
-    if ok { Ok(()) } else { Err(what.into().into()) }
-}
-
-fn start<A: serde::Serialize, R>(entry: &'static Entry<A, R>, args: A) -> Process
-where
-    Entry<A, R>: process::Registered,
-{
-    let mut p = Process::new(entry, args);
-    p.start().expect("start");
-    p
-}
-
 fn four_processes_through_one_queue_every_item_once() -> Result<(), Failed> {
     let q = Queue::new(100)?;
     let (outs, ins): (Vec<_>, Vec<_>) = (0..2).map(|_| Pipe(true).unwrap()).unzip();
     let consumers: Vec<_> = ins
         .into_iter()
-        .map(|conn| start(&CONSUME, (q.clone(), conn)))
+        .map(|conn| started(&CONSUME, (q.clone(), conn)))
         .collect();
     let producers: Vec<_> = (0..2)
-        .map(|i| start(&PRODUCE, (q.clone(), i * PER_PRODUCER)))
+        .map(|i| started(&PRODUCE, (q.clone(), i * PER_PRODUCER)))
         .collect();
     for p in &producers {
         check(p.join_timeout(BOUND) == Some(0), "producer exits 0")?;
@@ -112,7 +102,7 @@ fn a_producer_blocks_on_a_full_queue() -> Result<(), Failed> {
     q.put(&2)?;
     check(q.full(), "full")?;
     let (ours, theirs) = Pipe(true)?;
-    let p = start(&PUT_ONE, (q.clone(), theirs));
+    let p = started(&PUT_ONE, (q.clone(), theirs));
     check(ours.recv::<String>()? == "ready", "ready")?;
     // The child is at its put: while the queue stays full it cannot return.
     check(
@@ -182,7 +172,7 @@ fn join_waits_until_a_child_marks_every_item_done() -> Result<(), Failed> {
     for i in 0..3 {
         q.put(&i)?;
     }
-    let p = start(&WORK_DONE, q.clone());
+    let p = started(&WORK_DONE, q.clone());
     q.join_timeout(BOUND)?;
     check(q.empty(), "all taken")?;
     check(p.join_timeout(BOUND) == Some(0), "exit")
@@ -277,28 +267,16 @@ fn pool_initializer_runs_in_each_worker() -> Result<(), Failed> {
     check(seen.iter().all(|&v| v == 42), format!("{seen:?}"))
 }
 
-/// One trial per case, named after its function.
-macro_rules! trials {
-    ($($case:ident),* $(,)?) => {
-        vec![$(Trial::test(stringify!($case), $case)),*]
-    };
-}
-
-fn main() {
-    entry_point(TABLE);
-    let args = Arguments::from_args();
-    let trials = trials![
-        four_processes_through_one_queue_every_item_once,
-        a_producer_blocks_on_a_full_queue,
-        nowait_and_timeouts_report_full_empty_and_timeout,
-        a_value_that_fails_to_serialize_is_an_encode_error,
-        join_waits_until_a_child_marks_every_item_done,
-        pool_results_and_map_in_order,
-        pool_a_task_that_panics_fails_its_future_only,
-        pool_a_worker_killed_mid_task_fails_that_task_and_is_replaced,
-        pool_callbacks_run_in_the_parent,
-        pool_max_tasks_per_child_replaces_workers,
-        pool_initializer_runs_in_each_worker,
-    ];
-    libtest_mimic::run(&args, trials).exit();
-}
+common::process_tests!(TABLE;
+    four_processes_through_one_queue_every_item_once,
+    a_producer_blocks_on_a_full_queue,
+    nowait_and_timeouts_report_full_empty_and_timeout,
+    a_value_that_fails_to_serialize_is_an_encode_error,
+    join_waits_until_a_child_marks_every_item_done,
+    pool_results_and_map_in_order,
+    pool_a_task_that_panics_fails_its_future_only,
+    pool_a_worker_killed_mid_task_fails_that_task_and_is_replaced,
+    pool_callbacks_run_in_the_parent,
+    pool_max_tasks_per_child_replaces_workers,
+    pool_initializer_runs_in_each_worker,
+);

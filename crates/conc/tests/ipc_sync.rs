@@ -14,9 +14,12 @@ use conc::ipc::{
     AcquireError, Array, Barrier, BoundedSemaphore, Condition, Connection, Event, Lock, Pipe,
     RLock, Semaphore, SharedFile, Value,
 };
-use conc::process::{self, Entry, Process, entry_point};
+use conc::process::{self, Entry, Process};
 use conc::sync::{BarrierError, TooManyReleases};
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
+
+mod common;
+use common::{check, started_daemon};
 
 /// A bound no correct case comes near: a case that reaches it failed.
 const BOUND: Duration = Duration::from_secs(60);
@@ -179,21 +182,6 @@ static TABLE: &[&dyn process::Registered] = &[
     &EVERYTHING,
 ];
 
-fn check(ok: bool, what: impl Into<String>) -> Result<(), Failed> {
-    if ok { Ok(()) } else { Err(what.into().into()) }
-}
-
-/// A started daemon child.
-fn started<A: serde::Serialize, R>(entry: &'static Entry<A, R>, args: A) -> Process
-where
-    Entry<A, R>: process::Registered,
-{
-    let mut p = Process::new(entry, args);
-    p.set_daemon(true);
-    p.start().expect("start");
-    p
-}
-
 /// A pipe whose other end goes to a child.
 fn pipe() -> (Connection, Connection) {
     Pipe(true).unwrap()
@@ -221,7 +209,7 @@ fn ticket_race_under_a_lock_sells_each_ticket_once() -> Result<(), Failed> {
     let start = BUYERS * EACH + 10;
     let (lock, tickets) = (Lock::new()?, Value::new(start)?);
     let buyers: Vec<_> = (0..BUYERS)
-        .map(|_| started(&BUY_UNDER_LOCK, (lock.clone(), tickets.clone())))
+        .map(|_| started_daemon(&BUY_UNDER_LOCK, (lock.clone(), tickets.clone())))
         .collect();
     for p in &buyers {
         joined(p, 0)?;
@@ -236,7 +224,7 @@ fn ticket_race_over_the_shared_file_sells_each_ticket_once() -> Result<(), Faile
         .lock()?
         .write((BUYERS * EACH + 10).to_string().as_bytes())?;
     let buyers: Vec<_> = (0..BUYERS)
-        .map(|_| started(&BUY_FROM_FILE, store.clone()))
+        .map(|_| started_daemon(&BUY_FROM_FILE, store.clone()))
         .collect();
     for p in &buyers {
         joined(p, 0)?;
@@ -249,7 +237,7 @@ fn ticket_race_over_the_shared_file_sells_each_ticket_once() -> Result<(), Faile
 fn a_lock_whose_holder_was_killed_reports_it_once_then_works() -> Result<(), Failed> {
     let lock = Lock::new()?;
     let (ours, theirs) = pipe();
-    let holder = started(&HOLD_LOCK, (lock.clone(), theirs));
+    let holder = started_daemon(&HOLD_LOCK, (lock.clone(), theirs));
     ready(&ours)?;
     check(lock.locked(), "held by the child")?;
     check(
@@ -267,7 +255,7 @@ fn a_lock_whose_holder_was_killed_reports_it_once_then_works() -> Result<(), Fai
     // And another process takes it in turn with us.
     let held = lock.acquire()?;
     let (ours, theirs) = pipe();
-    let other = started(&TRY_LOCK, (lock.clone(), theirs));
+    let other = started_daemon(&TRY_LOCK, (lock.clone(), theirs));
     check(!ours.recv::<bool>()?, "the other child finds it held")?;
     drop(held);
     check(ours.recv::<bool>()?, "and takes it once released")?;
@@ -277,7 +265,7 @@ fn a_lock_whose_holder_was_killed_reports_it_once_then_works() -> Result<(), Fai
 fn a_peek_does_not_swallow_the_news_of_a_dead_holder() -> Result<(), Failed> {
     let lock = Lock::new()?;
     let (ours, theirs) = pipe();
-    let holder = started(&HOLD_LOCK, (lock.clone(), theirs));
+    let holder = started_daemon(&HOLD_LOCK, (lock.clone(), theirs));
     ready(&ours)?;
     holder.kill();
     joined(&holder, -9)?;
@@ -291,7 +279,7 @@ fn a_peek_does_not_swallow_the_news_of_a_dead_holder() -> Result<(), Failed> {
 fn an_rlock_whose_holder_was_killed_reports_it_once_then_works() -> Result<(), Failed> {
     let lock = RLock::new()?;
     let (ours, theirs) = pipe();
-    let holder = started(&HOLD_RLOCK, (lock.clone(), theirs));
+    let holder = started_daemon(&HOLD_RLOCK, (lock.clone(), theirs));
     ready(&ours)?;
     check(lock.locked() && !lock.is_owned(), "held by the child")?;
     holder.kill();
@@ -316,7 +304,7 @@ fn a_file_lock_whose_holder_was_killed_is_free() -> Result<(), Failed> {
     let path = temp_path("killed");
     let store = SharedFile::open(&path)?;
     let (ours, theirs) = pipe();
-    let holder = started(&HOLD_FILE, (store.clone(), theirs));
+    let holder = started_daemon(&HOLD_FILE, (store.clone(), theirs));
     ready(&ours)?;
     check(store.try_lock()?.is_none(), "held by the child")?;
     holder.kill();
@@ -325,7 +313,7 @@ fn a_file_lock_whose_holder_was_killed_is_free() -> Result<(), Failed> {
     // A holder here excludes a child too.
     let held = store.lock()?;
     let (ours, theirs) = pipe();
-    let other = started(&TRY_FILE, (store.clone(), theirs));
+    let other = started_daemon(&TRY_FILE, (store.clone(), theirs));
     let child_took_it = ours.recv::<bool>()?;
     drop(held);
     joined(&other, 0)?;
@@ -383,7 +371,7 @@ fn a_semaphore_bounds_holders_across_processes() -> Result<(), Failed> {
         .map(|_| {
             let (ours, theirs) = pipe();
             (
-                started(&HOLD_PERMIT, (sem.clone(), go.clone(), theirs)),
+                started_daemon(&HOLD_PERMIT, (sem.clone(), go.clone(), theirs)),
                 ours,
             )
         })
@@ -411,7 +399,7 @@ fn a_semaphore_bounds_holders_across_processes() -> Result<(), Failed> {
     // Many processes in and out: never more than two inside.
     let counts = Array::<u32>::zeroed(2)?;
     let crowd: Vec<_> = (0..3)
-        .map(|_| started(&INSIDE, (sem.clone(), counts.clone())))
+        .map(|_| started_daemon(&INSIDE, (sem.clone(), counts.clone())))
         .collect();
     for p in &crowd {
         joined(p, 0)?;
@@ -433,7 +421,7 @@ fn every_type_passed_to_a_child_works_there() -> Result<(), Failed> {
     let (value, array) = (Value::new(0u32)?, Array::<u8>::zeroed(2)?);
     let path = temp_path("everything");
     let file = SharedFile::open(&path)?;
-    let child = started(
+    let child = started_daemon(
         &EVERYTHING,
         (
             (lock.clone(), rlock.clone(), sem.clone(), bounded.clone()),
@@ -464,12 +452,12 @@ fn every_type_passed_to_a_child_works_there() -> Result<(), Failed> {
 
 fn an_event_set_in_a_child_wakes_the_parent_and_back() -> Result<(), Failed> {
     let event = Event::new()?;
-    let setter = started(&SET_EVENT, event.clone());
+    let setter = started_daemon(&SET_EVENT, event.clone());
     check(event.wait_timeout(BOUND), "set by the child")?;
     joined(&setter, 0)?;
     let event = Event::new()?;
     let (ours, theirs) = pipe();
-    let waiter = started(&WAIT_EVENT, (event.clone(), theirs));
+    let waiter = started_daemon(&WAIT_EVENT, (event.clone(), theirs));
     event.set();
     check(ours.recv::<bool>()?, "the child saw it set")?;
     joined(&waiter, 0)
@@ -477,7 +465,7 @@ fn an_event_set_in_a_child_wakes_the_parent_and_back() -> Result<(), Failed> {
 
 fn a_condition_notifies_across_processes() -> Result<(), Failed> {
     let cond = Condition::new(0u32)?;
-    let child = started(&PING, cond.clone());
+    let child = started_daemon(&PING, cond.clone());
     *cond.acquire()? = 1;
     cond.notify_all();
     let mut guard = cond.acquire()?;
@@ -494,7 +482,10 @@ fn a_barrier_of_three_processes_trips_twice() -> Result<(), Failed> {
     let children: Vec<_> = (0..2)
         .map(|_| {
             let (ours, theirs) = pipe();
-            (started(&AT_BARRIER, (barrier.clone(), theirs, 2)), ours)
+            (
+                started_daemon(&AT_BARRIER, (barrier.clone(), theirs, 2)),
+                ours,
+            )
         })
         .collect();
     for round in 0..2 {
@@ -518,7 +509,7 @@ fn an_aborted_barrier_is_broken_for_a_child_until_reset() -> Result<(), Failed> 
     let barrier = Barrier::new(2)?;
     let (ours, theirs) = pipe();
     // Whether the child arrives before or after the abort, it is broken.
-    let child = started(&AT_BARRIER, (barrier.clone(), theirs, 1));
+    let child = started_daemon(&AT_BARRIER, (barrier.clone(), theirs, 1));
     barrier.abort();
     let outcome = ours.recv::<Result<usize, String>>()?;
     check(
@@ -539,7 +530,7 @@ fn values_and_arrays_updated_by_children_under_their_locks() -> Result<(), Faile
     let total = Value::new(0u64)?;
     let slots = Array::<u32>::zeroed(BUYERS as usize + 1)?;
     let children: Vec<_> = (0..BUYERS)
-        .map(|me| started(&ADD, (total.clone(), slots.clone(), me)))
+        .map(|me| started_daemon(&ADD, (total.clone(), slots.clone(), me)))
         .collect();
     for p in &children {
         joined(p, 0)?;
@@ -553,73 +544,19 @@ fn values_and_arrays_updated_by_children_under_their_locks() -> Result<(), Faile
     check(slots.to_vec() == want, format!("{:?}", slots.to_vec()))
 }
 
-/// A case: a function that fails with a message.
-type Case = fn() -> Result<(), Failed>;
-
-fn main() {
-    entry_point(TABLE);
-    let args = Arguments::from_args();
-    let cases: Vec<(&str, Case)> = vec![
-        (
-            "ticket_race_under_a_lock_sells_each_ticket_once",
-            ticket_race_under_a_lock_sells_each_ticket_once,
-        ),
-        (
-            "ticket_race_over_the_shared_file_sells_each_ticket_once",
-            ticket_race_over_the_shared_file_sells_each_ticket_once,
-        ),
-        (
-            "a_lock_whose_holder_was_killed_reports_it_once_then_works",
-            a_lock_whose_holder_was_killed_reports_it_once_then_works,
-        ),
-        (
-            "a_peek_does_not_swallow_the_news_of_a_dead_holder",
-            a_peek_does_not_swallow_the_news_of_a_dead_holder,
-        ),
-        (
-            "an_rlock_whose_holder_was_killed_reports_it_once_then_works",
-            an_rlock_whose_holder_was_killed_reports_it_once_then_works,
-        ),
-        (
-            "a_file_lock_whose_holder_was_killed_is_free",
-            a_file_lock_whose_holder_was_killed_is_free,
-        ),
-        (
-            "a_second_acquire_on_one_thread_is_an_error_not_a_hang",
-            a_second_acquire_on_one_thread_is_an_error_not_a_hang,
-        ),
-        (
-            "a_semaphore_bounds_holders_across_processes",
-            a_semaphore_bounds_holders_across_processes,
-        ),
-        (
-            "every_type_passed_to_a_child_works_there",
-            every_type_passed_to_a_child_works_there,
-        ),
-        (
-            "an_event_set_in_a_child_wakes_the_parent_and_back",
-            an_event_set_in_a_child_wakes_the_parent_and_back,
-        ),
-        (
-            "a_condition_notifies_across_processes",
-            a_condition_notifies_across_processes,
-        ),
-        (
-            "a_barrier_of_three_processes_trips_twice",
-            a_barrier_of_three_processes_trips_twice,
-        ),
-        (
-            "an_aborted_barrier_is_broken_for_a_child_until_reset",
-            an_aborted_barrier_is_broken_for_a_child_until_reset,
-        ),
-        (
-            "values_and_arrays_updated_by_children_under_their_locks",
-            values_and_arrays_updated_by_children_under_their_locks,
-        ),
-    ];
-    let trials = cases
-        .into_iter()
-        .map(|(name, f)| Trial::test(name, f))
-        .collect();
-    libtest_mimic::run(&args, trials).exit();
-}
+common::process_tests!(TABLE;
+    ticket_race_under_a_lock_sells_each_ticket_once,
+    ticket_race_over_the_shared_file_sells_each_ticket_once,
+    a_lock_whose_holder_was_killed_reports_it_once_then_works,
+    a_peek_does_not_swallow_the_news_of_a_dead_holder,
+    an_rlock_whose_holder_was_killed_reports_it_once_then_works,
+    a_file_lock_whose_holder_was_killed_is_free,
+    a_second_acquire_on_one_thread_is_an_error_not_a_hang,
+    a_semaphore_bounds_holders_across_processes,
+    every_type_passed_to_a_child_works_there,
+    an_event_set_in_a_child_wakes_the_parent_and_back,
+    a_condition_notifies_across_processes,
+    a_barrier_of_three_processes_trips_twice,
+    an_aborted_barrier_is_broken_for_a_child_until_reset,
+    values_and_arrays_updated_by_children_under_their_locks,
+);

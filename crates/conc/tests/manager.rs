@@ -12,8 +12,11 @@ use std::time::{Duration, Instant};
 use conc::ipc::{
     Connection, DictProxy, Error, ListProxy, LockProxy, Manager, NamespaceProxy, Pipe, QueueProxy,
 };
-use conc::process::{self, Entry, Process, entry_point};
-use libtest_mimic::{Arguments, Failed, Trial};
+use conc::process::{self, Entry, Process};
+use libtest_mimic::Failed;
+
+mod common;
+use common::{check, started};
 
 /// A bound no correct case comes near: a case that reaches it failed.
 const BOUND: Duration = Duration::from_secs(60);
@@ -78,19 +81,6 @@ static OWNER: Entry<Connection> = Entry::new("owner", |conn| {
 });
 
 static TABLE: &[&dyn process::Registered] = &[&COUNT, &APPEND, &NAMESPACE, &PRODUCE, &HOLD, &OWNER];
-
-fn check(ok: bool, what: impl Into<String>) -> Result<(), Failed> {
-    if ok { Ok(()) } else { Err(what.into().into()) }
-}
-
-fn started<A: serde::Serialize, R>(entry: &'static Entry<A, R>, args: A) -> Process
-where
-    Entry<A, R>: process::Registered,
-{
-    let mut p = Process::new(entry, args);
-    p.start().expect("start");
-    p
-}
 
 fn joined(p: &Process) -> Result<(), Failed> {
     let code = p.join_timeout(BOUND);
@@ -355,61 +345,16 @@ fn the_server_exits_when_its_owner_is_killed() -> Result<(), Failed> {
     Ok(())
 }
 
-/// A case: its name and its body.
-type Case = (&'static str, fn() -> Result<(), Failed>);
-
-fn main() {
-    entry_point(TABLE);
-    let args = Arguments::from_args();
-    let cases: Vec<Case> = vec![
-        (
-            "three_processes_count_under_the_manager_lock",
-            three_processes_count_under_the_manager_lock,
-        ),
-        (
-            "appends_from_several_processes_all_land",
-            appends_from_several_processes_all_land,
-        ),
-        (
-            "a_namespace_is_seen_across_processes",
-            a_namespace_is_seen_across_processes,
-        ),
-        (
-            "a_queue_hands_every_item_over_exactly_once",
-            a_queue_hands_every_item_over_exactly_once,
-        ),
-        (
-            "a_waiting_get_holds_up_no_other_client",
-            a_waiting_get_holds_up_no_other_client,
-        ),
-        (
-            "a_lock_held_by_a_killed_process_is_released",
-            a_lock_held_by_a_killed_process_is_released,
-        ),
-        (
-            "a_value_read_as_another_type_is_a_decode_error",
-            a_value_read_as_another_type_is_a_decode_error,
-        ),
-        (
-            "a_dict_keeps_the_order_keys_were_first_set_in",
-            a_dict_keeps_the_order_keys_were_first_set_in,
-        ),
-        (
-            "a_proxy_used_after_the_manager_is_dropped_is_closed",
-            a_proxy_used_after_the_manager_is_dropped_is_closed,
-        ),
-        (
-            "the_server_exits_when_the_manager_is_dropped",
-            the_server_exits_when_the_manager_is_dropped,
-        ),
-        (
-            "the_server_exits_when_its_owner_is_killed",
-            the_server_exits_when_its_owner_is_killed,
-        ),
-    ];
-    let trials = cases
-        .into_iter()
-        .map(|(name, f)| Trial::test(name, f))
-        .collect();
-    libtest_mimic::run(&args, trials).exit();
-}
+common::process_tests!(TABLE;
+    three_processes_count_under_the_manager_lock,
+    appends_from_several_processes_all_land,
+    a_namespace_is_seen_across_processes,
+    a_queue_hands_every_item_over_exactly_once,
+    a_waiting_get_holds_up_no_other_client,
+    a_lock_held_by_a_killed_process_is_released,
+    a_value_read_as_another_type_is_a_decode_error,
+    a_dict_keeps_the_order_keys_were_first_set_in,
+    a_proxy_used_after_the_manager_is_dropped_is_closed,
+    the_server_exits_when_the_manager_is_dropped,
+    the_server_exits_when_its_owner_is_killed,
+);

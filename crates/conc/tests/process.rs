@@ -9,8 +9,11 @@
 use std::time::Duration;
 
 use conc::ipc::{Connection, Pipe};
-use conc::process::{self, Entry, Process, ProcessError, entry_point};
-use libtest_mimic::{Arguments, Failed, Trial};
+use conc::process::{self, Entry, Process, ProcessError};
+use libtest_mimic::Failed;
+
+mod common;
+use common::{check, started};
 
 /// A bound no correct case comes near: a case that reaches it failed.
 const BOUND: Duration = Duration::from_secs(60);
@@ -78,22 +81,36 @@ static FORKS: Entry<Connection> = Entry::new("forks", |conn| {
         .unwrap();
 });
 
+/// In a spawned child, alone: counts its open descriptors, then starts
+/// and joins children one at a time, forked and spawned, and counts again.
+static JOINS_MANY: Entry<Connection> = Entry::new("joins_many", |conn| {
+    let open = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let before = open();
+    for i in 0..64 {
+        let mut p = if i % 2 == 0 {
+            Process::fork(|| {})
+        } else {
+            Process::new(&NOTHING, ())
+        };
+        p.start().unwrap();
+        assert_eq!(p.join(), 0);
+    }
+    conn.send(&(before, open(), process::active_children().len()))
+        .unwrap();
+});
+
 static TABLE: &[&dyn process::Registered] = &[
-    &FORKS, &EXIT_WITH, &PANICS, &NOTHING, &PARK, &WHO, &ECHO, &FOREVER, &OWNER,
+    &FORKS,
+    &EXIT_WITH,
+    &PANICS,
+    &NOTHING,
+    &PARK,
+    &WHO,
+    &ECHO,
+    &FOREVER,
+    &OWNER,
+    &JOINS_MANY,
 ];
-
-fn check(ok: bool, what: impl Into<String>) -> Result<(), Failed> {
-    if ok { Ok(()) } else { Err(what.into().into()) }
-}
-
-fn started<A: serde::Serialize, R>(entry: &'static Entry<A, R>, args: A) -> Process
-where
-    Entry<A, R>: process::Registered,
-{
-    let mut p = Process::new(entry, args);
-    p.start().expect("start");
-    p
-}
 
 fn exitcode_of_a_normal_exit_and_of_an_exit_status() -> Result<(), Failed> {
     let p = started(&EXIT_WITH, 0);
@@ -296,6 +313,17 @@ fn fork_runs_closures_and_entries_in_a_single_threaded_process() -> Result<(), F
     check(p.join_timeout(BOUND) == Some(0), "exit")
 }
 
+fn joined_children_leave_no_descriptor_behind() -> Result<(), Failed> {
+    let (ours, theirs) = Pipe(true).unwrap();
+    let p = started(&JOINS_MANY, theirs);
+    let (before, after, active): (usize, usize, usize) = ours.recv()?;
+    check(
+        after == before && active == 0,
+        format!("{before} descriptors before 64 joined children, {after} after, {active} active"),
+    )?;
+    check(p.join_timeout(BOUND) == Some(0), "exit")
+}
+
 fn fork_is_refused_in_a_threaded_process() -> Result<(), Failed> {
     // This test binary runs cases on threads: it has more than one.
     let mut p = Process::fork(|| {});
@@ -370,34 +398,23 @@ fn a_peer_that_closed_its_pipe_is_an_error() -> Result<(), Failed> {
     )
 }
 
-/// One trial per case, named after its function.
-macro_rules! trials {
-    ($($case:ident),* $(,)?) => {
-        vec![$(Trial::test(stringify!($case), $case)),*]
-    };
-}
-
-fn main() {
-    entry_point(TABLE);
-    let args = Arguments::from_args();
-    let trials = trials![
-        exitcode_of_a_normal_exit_and_of_an_exit_status,
-        exitcode_of_a_panic_is_one,
-        exitcode_of_terminate_and_kill_is_minus_the_signal,
-        join_with_a_timeout_returns_none_while_the_child_runs,
-        active_children_reaps_finished_children,
-        a_child_knows_its_name_and_parent,
-        default_names_count_up,
-        values_go_both_ways_through_a_pipe_passed_to_a_child,
-        a_daemon_child_dies_when_its_parent_is_killed,
-        a_daemon_child_is_terminated_when_its_parent_returns,
-        a_parent_waits_for_its_non_daemon_children,
-        fork_runs_closures_and_entries_in_a_single_threaded_process,
-        fork_is_refused_in_a_threaded_process,
-        an_unregistered_entry_is_refused_before_anything_starts,
-        arguments_that_fail_to_serialize_are_an_error_at_start,
-        a_connection_travels_through_a_pipe,
-        a_peer_that_closed_its_pipe_is_an_error,
-    ];
-    libtest_mimic::run(&args, trials).exit();
-}
+common::process_tests!(TABLE;
+    exitcode_of_a_normal_exit_and_of_an_exit_status,
+    exitcode_of_a_panic_is_one,
+    exitcode_of_terminate_and_kill_is_minus_the_signal,
+    join_with_a_timeout_returns_none_while_the_child_runs,
+    active_children_reaps_finished_children,
+    a_child_knows_its_name_and_parent,
+    default_names_count_up,
+    values_go_both_ways_through_a_pipe_passed_to_a_child,
+    a_daemon_child_dies_when_its_parent_is_killed,
+    a_daemon_child_is_terminated_when_its_parent_returns,
+    a_parent_waits_for_its_non_daemon_children,
+    fork_runs_closures_and_entries_in_a_single_threaded_process,
+    fork_is_refused_in_a_threaded_process,
+    joined_children_leave_no_descriptor_behind,
+    an_unregistered_entry_is_refused_before_anything_starts,
+    arguments_that_fail_to_serialize_are_an_error_at_start,
+    a_connection_travels_through_a_pipe,
+    a_peer_that_closed_its_pipe_is_an_error,
+);
