@@ -316,10 +316,6 @@ fn read_wrapping(ring: &[u8], at: usize, out: &mut [u8]) {
     out[first..].copy_from_slice(&ring[..rest]);
 }
 
-fn deadline(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
-
 /// Generates the put/get half every queue type shares.
 macro_rules! queue_methods {
     () => {
@@ -475,7 +471,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Puts `item`, waiting at most `timeout` for room.
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<(), Error> {
-        self.core.put_encoded(item, deadline(timeout), true)
+        self.core
+            .put_encoded(item, Some(crate::shim::deadline(timeout)), true)
     }
 
     /// Puts `item` if there is room now, else [`Error::Full`].
@@ -485,7 +482,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Gets an item, waiting at most `timeout` ([`Error::Timeout`]).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, Error> {
-        self.core.get_decoded(deadline(timeout), true)
+        self.core
+            .get_decoded(Some(crate::shim::deadline(timeout)), true)
     }
 
     /// Gets an item if there is one now, else [`Error::Empty`].
@@ -552,7 +550,10 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
 
     /// Waits at most `timeout` for every item to be done.
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), Error> {
-        self.queue.core.core.join(deadline(timeout))
+        self.queue
+            .core
+            .core
+            .join(Some(crate::shim::deadline(timeout)))
     }
 }
 
