@@ -81,6 +81,12 @@ fn check(code: libc::c_int, what: &str) -> io::Result<()> {
     }
 }
 
+/// How many times [`Shm::lock`] tries before it sleeps, and the longest
+/// pause between tries (`1 << SPIN_MAX_SHIFT` spin-loop hints): at most
+/// some 250 hints in all, a few microseconds.
+const SPIN_ROUNDS: u32 = 12;
+const SPIN_MAX_SHIFT: u32 = 5;
+
 /// An absolute time `after` from now on `clock`, as pthread wants it.
 fn deadline_on(clock: ClockId, after: Duration) -> libc::timespec {
     let now = clock_gettime(clock).map_or(
@@ -187,7 +193,23 @@ impl<S: Pod> Shm<S> {
     }
 
     /// Takes the mutex, waiting until `deadline` (`None`: for ever).
+    ///
+    /// It first tries for a short while without sleeping: the sections
+    /// these mutexes guard last a few hundred nanoseconds, and glibc's
+    /// robust mutex goes to the kernel at once when taken, so that two
+    /// processes trading a queue's lock would otherwise pay a futex wait
+    /// and a futex wake for most items (measured: 0.86 futex calls per
+    /// item of a Queue, 10 M calls for 12 M items).
     pub(crate) fn lock(&self, deadline: Option<Instant>) -> Result<ShmGuard<'_, S>, LockFail> {
+        for round in 0..SPIN_ROUNDS {
+            match self.try_lock() {
+                Err(LockFail::Timeout) => {}
+                taken => return taken,
+            }
+            for _ in 0..1u32 << round.min(SPIN_MAX_SHIFT) {
+                std::hint::spin_loop();
+            }
+        }
         let m = self.mutex();
         let code = match deadline {
             None => {
