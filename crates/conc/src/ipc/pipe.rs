@@ -9,13 +9,15 @@
 //! messages is kept. Why not the socket alone: a `sendmsg` per message,
 //! and a wake-up per message when the reader sleeps, held a socket pipe
 //! under 450k 64-byte messages a second on the 2-core machine; the ring
-//! takes a lock and two copies, and wakes a reader only if it sleeps.
+//! (the writers' lock, a copy in, one store; the readers' lock, a copy
+//! out, one store) wakes a reader only if it sleeps.
 //!
 //! The socket is also how an end learns that its peer is gone: when the
 //! last copy of the other end closes, in whatever process, the socket
-//! reports `POLLRDHUP`. A wait looks at it every 100 ms, and a receive on
-//! an empty ring looks first, so a peer that closed, or died by
-//! `kill -9`, is an [`Error::Closed`], not a hang.
+//! reports `POLLRDHUP`. A receive on an empty ring looks before it
+//! sleeps, and a wait every 100 ms, so a peer that closed, or died by
+//! `kill -9`, is an [`Error::Closed`] once its last messages are taken,
+//! not a hang.
 
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -47,8 +49,9 @@ const INLINE: u8 = 0;
 const ON_SOCKET: u8 = 1;
 
 thread_local! {
-    /// Reused receive and encode buffers.
+    /// Reused receive and encode buffers: a small message costs no allocation.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static ENCODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// One end of a [`Pipe`].
@@ -132,8 +135,16 @@ impl Connection {
     /// Descriptors it holds (another `Connection`, a shared `Lock`) go
     /// along, and the receiver gets its own.
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
-        let encoded = wire::encode(value)?;
-        self.send_message(&encoded.bytes, &encoded.fds)
+        ENCODED.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            let fds = wire::encode_into(value, &mut buf)?;
+            let sent = self.send_message(&buf, &fds);
+            if buf.capacity() > INLINE_MAX {
+                *buf = Vec::new(); // a large message's buffer is not kept
+            }
+            sent
+        })
     }
 
     /// Receives a value sent by [`send`](Self::send); waits for one.
@@ -235,29 +246,9 @@ impl Connection {
     /// through the ring (`None`), else the socket frame it was.
     fn recv_message(&self, buf: &mut Vec<u8>) -> Result<Option<wire::Frame>, Error> {
         let rx = self.rx.as_ref().ok_or_else(|| only("sends"))?;
-        match rx.get(
-            buf,
-            Until {
-                deadline: None,
-                peer: None,
-            },
-            false,
-        ) {
-            Err(Error::Empty) if !wire::peer_open(&self.sock) => {
-                // Gone: but it may have sent a last message meanwhile.
-                rx.get(
-                    buf,
-                    Until {
-                        deadline: None,
-                        peer: None,
-                    },
-                    false,
-                )
-                .map_err(|_| Error::Closed)?
-            }
-            Err(Error::Empty) => rx.get(buf, self.until(None), true)?,
-            other => other?,
-        }
+        // A wait looks at the peer before it sleeps: a closed peer is
+        // reported once its last messages are taken.
+        rx.get(buf, self.until(None), true)?;
         match buf.first() {
             Some(&INLINE) => Ok(None),
             Some(&ON_SOCKET) => self.reader.lock().recv(&self.sock).map(Some),

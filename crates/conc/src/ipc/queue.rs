@@ -3,70 +3,50 @@
 //! Python's process queue is a pipe with a feeder thread per producer, so
 //! `put` never blocks and a slow consumer lets the producer's buffer grow
 //! without bound. This one is a ring of bytes in one shared-memory object
-//! (`sys::Shm`: a memfd, a robust process-shared mutex, condvars), holding
+//! (`sys::Ring`: a memfd with a robust lock for the producers and one for
+//! the consumers, which meet only at two atomic positions), holding
 //! postcard-encoded items as `[length: u32][bytes]`, bounded twice: by
 //! `maxsize` items, as Python's, and by the ring's bytes. A full queue
 //! makes `put` wait, which is the backpressure the course's
 //! producer/consumer needs between processes too.
 //!
-//! The costs that matter at a million small items a second are the
-//! futex wakes, so the queue wakes only who waits (waiter counts in the
-//! shared state), and a consumer that frees room wakes a waiting producer
-//! only once half the queue is free again: the producer then refills in a
-//! burst while the consumer drains, instead of both paying a wake per
-//! item. Items are encoded before the lock is taken and decoded after it
-//! is let go; under the lock there are only two copies.
+//! The costs that matter at millions of small items a second are cache
+//! lines moving between cores and futex calls, so: a producer and a
+//! consumer never take the same lock; a side that waits first looks
+//! again for a few hundred spin hints (the other side, running on another
+//! core, usually brings what it waits for in less than a futex sleep
+//! costs); then it counts itself as waiting and sleeps on a futex word in
+//! the shared memory, and the other side wakes only who is counted. A
+//! consumer that frees room wakes a waiting producer only once half the
+//! queue is free again: the producer then refills in a burst while the
+//! consumer drains, instead of both paying a wake per item. Items are
+//! encoded before the lock is taken and decoded after it is let go; under
+//! the lock there are only two copies.
 //!
-//! A process killed in the middle of a `put` or `get` releases the lock
-//! (it is robust), but may leave a half-written item: the queue then
-//! refuses further use with an error rather than hand out garbage.
+//! A process killed in the middle of a `put` or `get` has published
+//! nothing (a record is published by one store of its side's position,
+//! after its bytes are in), and its side's lock is robust: the next
+//! producer or consumer goes on from the last published record, so a
+//! `kill -9` neither tears an item nor hangs the others.
 
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use bytemuck::{Pod, Zeroable};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Error;
 use super::wire;
-use crate::sys::Shm;
-
-/// The condition variables of a queue's shared object.
-const NOT_EMPTY: usize = 0;
-const NOT_FULL: usize = 1;
-const ALL_DONE: usize = 2;
+use crate::sys::ring_prefix as PREFIX;
+use crate::sys::{self, LockFail, PushFail, Ring};
 
 /// The bytes a ring holds unless told otherwise: 1 MiB (its pages are
 /// touched, and so use memory, only as items fill them).
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
-
-/// The length prefix of each item in the ring.
-const PREFIX: usize = 4;
-
-/// The queue's state in shared memory.
-#[derive(Clone, Copy, Pod, Zeroable)]
-#[repr(C)]
-struct State {
-    /// Offset of the first item's prefix in the ring.
-    head: u64,
-    /// Bytes in use, prefixes included.
-    used: u64,
-    /// Items in the ring.
-    count: u64,
-    /// 0: bounded by bytes only.
-    maxsize: u64,
-    /// Items put and not yet marked done (JoinableQueue).
-    unfinished: u64,
-    getters: u64,
-    putters: u64,
-    joiners: u64,
-    /// Non-zero once a holder died mid-operation.
-    broken: u64,
-}
 
 thread_local! {
     /// Reused encode and decode buffers: one allocation per thread, not per item.
@@ -76,6 +56,11 @@ thread_local! {
 /// How often a wait that has a peer to watch looks at it: how late, at
 /// most, a wait notices that the other process is gone.
 const PEER_CHECK: Duration = Duration::from_millis(100);
+
+/// How many times a getter (or putter) looks again before it sleeps: a
+/// peer that is running on another core usually brings what it waits for
+/// within a few hundred nanoseconds, much less than a futex sleep and wake.
+const SPINS: u32 = 64;
 
 /// A wait's end: its deadline, and the socket of a peer that must still
 /// exist (a pipe's other end), looked at every [`PEER_CHECK`] while waiting.
@@ -95,7 +80,7 @@ impl Until<'_> {
         }
     }
 
-    /// After a slice ran out: `Err` if the wait is over.
+    /// After a slice: `Err` if the wait is over.
     fn expired(&self) -> Result<(), Error> {
         if let Some(peer) = self.peer
             && !wire::peer_open(peer)
@@ -109,211 +94,211 @@ impl Until<'_> {
     }
 }
 
+/// Sleeps on `word` unless `ready()` holds, counted in `waiters` so the
+/// other side knows to wake it, for at most one slice of `until`; then
+/// `Err` if the wait is over. The count goes up before `ready` is looked
+/// at, and the other side changes what `ready` reads before it looks at
+/// the count (both SeqCst), so a wake is never lost between the two.
+fn sleep(
+    word: &AtomicU32,
+    waiters: &AtomicU32,
+    until: &Until<'_>,
+    ready: impl Fn() -> bool,
+) -> Result<(), Error> {
+    for i in 0..SPINS {
+        if ready() {
+            return Ok(());
+        }
+        for _ in 0..1u32 << (i / 16) {
+            std::hint::spin_loop();
+        }
+    }
+    // About to sleep: a peer that is gone is reported now, not a slice
+    // later (what it sent before it went is still taken first).
+    if let Some(peer) = until.peer
+        && !wire::peer_open(peer)
+    {
+        return if ready() { Ok(()) } else { Err(Error::Closed) };
+    }
+    let seen = word.load(Ordering::SeqCst);
+    waiters.fetch_add(1, Ordering::SeqCst);
+    if !ready() {
+        sys::futex_wait(word, seen, until.slice());
+    }
+    waiters.fetch_sub(1, Ordering::SeqCst);
+    if ready() { Ok(()) } else { until.expired() }
+}
+
+/// Wakes up to `n` sleepers on `word` if any are counted in `waiters`.
+fn wake(word: &AtomicU32, waiters: &AtomicU32, n: u32) {
+    if waiters.load(Ordering::SeqCst) > 0 {
+        word.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake(word, n);
+    }
+}
+
+fn lock_failed(fail: LockFail) -> Error {
+    match fail {
+        LockFail::Timeout => Error::Timeout,
+        LockFail::Deadlock => {
+            Error::Io(std::io::Error::other("this thread already holds the lock"))
+        }
+    }
+}
+
 /// The shared part all three queue types and each direction of a pipe
-/// are made of: a ring of length-prefixed byte records.
+/// are made of: a [`Ring`] of length-prefixed byte records, and the waits
+/// for data, for room and for every item done.
 pub(crate) struct Core {
-    shm: Shm<State>,
+    ring: Ring,
 }
 
 impl Core {
     pub(crate) fn new(maxsize: usize, capacity: usize) -> Result<Self, Error> {
-        let state = State {
-            maxsize: maxsize as u64,
-            ..Zeroable::zeroed()
-        };
         Ok(Self {
-            shm: Shm::create(state, capacity.max(PREFIX + 1), false)?,
+            ring: Ring::create(capacity, maxsize)?,
         })
-    }
-
-    fn lock(&self, deadline: Option<Instant>) -> Result<crate::sys::ShmGuard<'_, State>, Error> {
-        let mut g = self.shm.lock(deadline).map_err(|_| Error::Timeout)?;
-        if g.owner_died() {
-            g.state().broken = 1;
-        }
-        if g.state().broken != 0 {
-            return Err(Error::Decode(
-                "a process died in the middle of using this queue; its contents may be torn".into(),
-            ));
-        }
-        Ok(g)
     }
 
     /// The memfd, to pass to another process.
     pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.shm.fd()
+        self.ring.fd()
     }
 
     /// Maps a ring another process passed as `file`.
     pub(crate) fn open(file: std::fs::File) -> std::io::Result<Self> {
         Ok(Self {
-            shm: Shm::open(file)?,
+            ring: Ring::open(file)?,
         })
+    }
+
+    /// Whether a record of `len` bytes (prefix included) fits now.
+    fn fits(&self, need: usize) -> bool {
+        let (count, used) = self.ring.len();
+        let max = self.ring.maxsize();
+        used as usize + need <= self.ring.capacity() && (max == 0 || u64::from(count) < max)
     }
 
     /// Puts one record, the concatenation of `parts`.
     pub(crate) fn put(&self, parts: &[&[u8]], until: Until<'_>, wait: bool) -> Result<(), Error> {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        let need = (PREFIX + len) as u64;
-        let mut g = self.lock(until.deadline)?;
-        let cap = g.tail().len() as u64;
-        if need > cap {
-            return Err(Error::Encode(format!(
-                "an item of {len} bytes does not fit a queue of {cap} bytes"
-            )));
-        }
-        let fits = |st: &State| st.used + need <= cap && (st.maxsize == 0 || st.count < st.maxsize);
-        while !fits(g.state()) {
-            if !wait {
-                return Err(Error::Full);
+        let sig = self.ring.signals();
+        let need = PREFIX + parts.iter().map(|p| p.len()).sum::<usize>();
+        // Counted before it is seen, so task_done can never run ahead.
+        self.ring.unfinished().fetch_add(1, Ordering::SeqCst);
+        let pushed = loop {
+            let pushed = match self.ring.lock_writer(until.deadline) {
+                Ok(mut w) => w.push(parts),
+                Err(fail) => break Err(lock_failed(fail)),
+            };
+            match pushed {
+                Err(PushFail::Full) if wait => {}
+                Err(PushFail::Full) => break Err(Error::Full),
+                Err(PushFail::TooLarge) => {
+                    break Err(Error::Encode(format!(
+                        "an item of {} bytes does not fit a queue of {} bytes",
+                        need - PREFIX,
+                        self.ring.capacity()
+                    )));
+                }
+                Ok(()) => break Ok(()),
             }
-            g.state().putters += 1;
-            let woke = g.wait(NOT_FULL, until.slice());
-            g.state().putters -= 1;
-            if !woke && !fits(g.state()) {
-                until.expired()?;
+            if let Err(e) = sleep(&sig.room, &sig.putters, &until, || self.fits(need)) {
+                break Err(e);
+            }
+        };
+        match pushed {
+            Ok(()) => wake(&sig.data, &sig.getters, 1),
+            Err(_) => {
+                self.ring.unfinished().fetch_sub(1, Ordering::SeqCst);
             }
         }
-        let st = *g.state();
-        let start = ((st.head + st.used) % cap) as usize;
-        let ring = g.tail();
-        write_wrapping(ring, start, &(len as u32).to_le_bytes());
-        let mut at = (start + PREFIX) % ring.len();
-        for part in parts {
-            write_wrapping(ring, at, part);
-            at = (at + part.len()) % ring.len();
-        }
-        let s = g.state();
-        s.used += need;
-        s.count += 1;
-        s.unfinished += 1;
-        let wake = s.getters > 0;
-        drop(g);
-        if wake {
-            self.shm.notify_one(NOT_EMPTY);
-        }
-        Ok(())
+        pushed
     }
 
     /// Takes the next record's bytes into `out`.
     pub(crate) fn get(&self, out: &mut Vec<u8>, until: Until<'_>, wait: bool) -> Result<(), Error> {
-        let mut g = self.lock(until.deadline)?;
-        while g.state().count == 0 {
+        let sig = self.ring.signals();
+        loop {
+            let popped = self
+                .ring
+                .lock_reader(until.deadline)
+                .map_err(lock_failed)?
+                .pop(out)
+                .map_err(Error::Decode)?;
+            if popped {
+                break;
+            }
             if !wait {
                 return Err(Error::Empty);
             }
-            g.state().getters += 1;
-            let woke = g.wait(NOT_EMPTY, until.slice());
-            g.state().getters -= 1;
-            if !woke && g.state().count == 0 {
-                until.expired()?;
-            }
+            sleep(&sig.data, &sig.getters, &until, || self.ring.len().0 > 0)?;
         }
-        let cap = g.tail().len();
-        let head = g.state().head as usize;
-        let ring = g.tail();
-        let mut prefix = [0u8; PREFIX];
-        read_wrapping(ring, head, &mut prefix);
-        let len = u32::from_le_bytes(prefix) as usize;
-        out.clear();
-        out.resize(len, 0);
-        read_wrapping(ring, (head + PREFIX) % cap, out);
-        let s = g.state();
-        s.head = ((head + PREFIX + len) % cap) as u64;
-        s.used -= (PREFIX + len) as u64;
-        s.count -= 1;
-        // Wake a waiting producer once half the queue is free (by items
-        // and by bytes), or at once when it is empty: it then refills in
-        // a burst. With more than one producer waiting, wake them all:
-        // each waits for its own item's room, and one woken that still
-        // does not fit must not leave another asleep that would.
-        let wake = match s.putters {
-            0 => None,
-            n => {
-                let half_items = s.maxsize == 0 || s.count <= s.maxsize / 2;
-                let half_bytes = s.used <= cap as u64 / 2;
-                (s.count == 0 || (half_items && half_bytes)).then_some(n)
+        // Wake waiting producers once half the queue is free (by items and
+        // by bytes), or at once when it is empty: they then refill in a
+        // burst, instead of both sides paying a wake per item. All of
+        // them: each waits for its own item's room.
+        if sig.putters.load(Ordering::SeqCst) > 0 {
+            let (count, used) = self.ring.len();
+            let max = self.ring.maxsize();
+            let half_items = max == 0 || u64::from(count) <= max / 2;
+            let half_bytes = used as usize <= self.ring.capacity() / 2;
+            if count == 0 || (half_items && half_bytes) {
+                wake(&sig.room, &sig.putters, u32::MAX);
             }
-        };
-        drop(g);
-        match wake {
-            Some(1) => self.shm.notify_one(NOT_FULL),
-            Some(_) => self.shm.notify_all(NOT_FULL),
-            None => {}
         }
         Ok(())
     }
 
     /// Waits until a record is in (`Ok(true)`) or the wait ends.
     pub(crate) fn wait_nonempty(&self, until: Until<'_>) -> Result<bool, Error> {
-        let mut g = self.lock(until.deadline)?;
-        while g.state().count == 0 {
-            g.state().getters += 1;
-            let woke = g.wait(NOT_EMPTY, until.slice());
-            g.state().getters -= 1;
-            if !woke && g.state().count == 0 {
-                match until.expired() {
-                    Err(Error::Timeout) => return Ok(false),
-                    other => other?,
-                }
+        let sig = self.ring.signals();
+        while self.ring.len().0 == 0 {
+            match sleep(&sig.data, &sig.getters, &until, || self.ring.len().0 > 0) {
+                Err(Error::Timeout) => return Ok(false),
+                other => other?,
             }
         }
         Ok(true)
     }
 
     pub(crate) fn qsize(&self) -> usize {
-        self.lock(None).map_or(0, |mut g| g.state().count as usize)
+        self.ring.len().0 as usize
     }
 
     fn full(&self) -> bool {
-        self.lock(None).is_ok_and(|mut g| {
-            let s = *g.state();
-            s.maxsize > 0 && s.count >= s.maxsize
-        })
+        let max = self.ring.maxsize();
+        max > 0 && u64::from(self.ring.len().0) >= max
     }
 
     fn task_done(&self) -> Result<(), Error> {
-        let mut g = self.lock(None)?;
-        let s = g.state();
-        if s.unfinished == 0 {
-            return Err(Error::Io(std::io::Error::other(
-                "task_done() called more times than there were items",
-            )));
-        }
-        s.unfinished -= 1;
-        let wake = s.unfinished == 0 && s.joiners > 0;
-        drop(g);
-        if wake {
-            self.shm.notify_all(ALL_DONE);
+        let sig = self.ring.signals();
+        let left = self
+            .ring
+            .unfinished()
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .map_err(|_| {
+                Error::Io(std::io::Error::other(
+                    "task_done() called more times than there were items",
+                ))
+            })?;
+        if left == 1 {
+            wake(&sig.done, &sig.joiners, u32::MAX);
         }
         Ok(())
     }
 
     fn join(&self, deadline: Option<Instant>) -> Result<(), Error> {
-        let mut g = self.lock(None)?;
-        while g.state().unfinished > 0 {
-            g.state().joiners += 1;
-            let woke = g.wait(ALL_DONE, deadline);
-            g.state().joiners -= 1;
-            if !woke && g.state().unfinished > 0 {
-                return Err(Error::Timeout);
-            }
+        let sig = self.ring.signals();
+        let until = Until {
+            deadline,
+            peer: None,
+        };
+        let done = || self.ring.unfinished().load(Ordering::SeqCst) == 0;
+        while !done() {
+            sleep(&sig.done, &sig.joiners, &until, done)?;
         }
         Ok(())
     }
-}
-
-fn write_wrapping(ring: &mut [u8], at: usize, bytes: &[u8]) {
-    let first = bytes.len().min(ring.len() - at);
-    ring[at..at + first].copy_from_slice(&bytes[..first]);
-    ring[..bytes.len() - first].copy_from_slice(&bytes[first..]);
-}
-
-fn read_wrapping(ring: &[u8], at: usize, out: &mut [u8]) {
-    let first = out.len().min(ring.len() - at);
-    out[..first].copy_from_slice(&ring[at..at + first]);
-    let rest = out.len() - first;
-    out[first..].copy_from_slice(&ring[..rest]);
 }
 
 /// Generates the put/get half every queue type shares.

@@ -62,14 +62,27 @@ pub(crate) struct Encoded {
 
 /// Encodes `value`, gathering the descriptors its parts hold.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded, Error> {
+    let mut bytes = Vec::new();
+    let fds = encode_into(value, &mut bytes)?;
+    Ok(Encoded { bytes, fds })
+}
+
+/// Appends `value`'s encoding to `out` (a buffer kept for the next value,
+/// so that a small value costs no allocation); the descriptors its parts
+/// hold.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<Vec<OwnedFd>, Error> {
     let previous = OUTGOING.with(|slot| slot.borrow_mut().replace(Vec::new()));
     let scope = Scope(&OUTGOING, previous);
-    let bytes = postcard::to_stdvec(value).map_err(|e| Error::Encode(e.to_string()))?;
+    let taken = std::mem::take(out);
+    *out = postcard::to_extend(value, taken).map_err(|e| Error::Encode(e.to_string()))?;
     let fds = OUTGOING
         .with(|slot| slot.borrow_mut().replace(Vec::new()))
         .unwrap_or_default();
     drop(scope);
-    Ok(Encoded { bytes, fds })
+    Ok(fds)
 }
 
 /// Appends `value`'s encoding to `out`; refuses values holding descriptors

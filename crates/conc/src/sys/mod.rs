@@ -6,12 +6,15 @@
 //! wrappers are nix's where nix has them (`waitpid`, `kill`, `prctl`,
 //! `fcntl`, `memfd_create`, `sendmsg`); what stays unsafe is what no
 //! wrapper can make safe in general: `fork` in a program that may have
-//! threads, code that runs between fork and exec, mapping a file, and
-//! pthread objects placed in shared memory.
+//! threads, code that runs between fork and exec, mapping a file,
+//! pthread objects placed in shared memory, and copies into a ring that
+//! another process reads at the same time.
 #![allow(unsafe_code)]
 
+mod ring;
 mod shm;
 
+pub(crate) use ring::{PREFIX as ring_prefix, PushFail, Ring, futex_wait, futex_wake};
 pub(crate) use shm::{LockFail, Shm, ShmGuard};
 
 use std::io;
