@@ -1,9 +1,10 @@
 //! A shared-memory object: a memfd mapped shared, holding a robust process-shared pthread mutex, three condition variables, a plain state and a byte tail.
 //!
-//! Every cross-process primitive of `conc::ipc` is this one shape, as every
-//! thread primitive of `conc` is a state behind a mutex and condvars:
-//! `Lock` holds the mutex for its critical section, `Semaphore` keeps its
-//! count in the state, `Queue` keeps its ring of bytes in the tail. The
+//! Every cross-process primitive of `conc::ipc` but the queues and the
+//! pipe (which run on `ring.rs`) is this one shape, as every thread
+//! primitive of `conc` is a state behind a mutex and condvars: `Lock`
+//! holds the mutex for its critical section, `Semaphore` keeps its count
+//! in the state, `Array` keeps its elements in the tail. The
 //! mutex is glibc's robust one (`PTHREAD_MUTEX_ROBUST`): the kernel walks a
 //! dying thread's list of robust mutexes and releases them, and the next
 //! locker is told (`EOWNERDEAD`), which is how a holder killed with
