@@ -46,6 +46,18 @@ static WORK_DONE: Entry<JoinableQueue<u64>> = Entry::new("work_done", |q| {
         q.task_done().unwrap();
     }
 });
+/// Puts numbered 4 KiB items (each byte the number's low byte) until
+/// killed, saying when the first one is in.
+static PUT_FOREVER: Entry<(Queue<Vec<u8>>, Connection)> = Entry::new("put_forever", |(q, conn)| {
+    for i in 0u64.. {
+        let mut item = vec![i as u8; 4096];
+        item[..8].copy_from_slice(&i.to_le_bytes());
+        q.put(&item).unwrap();
+        if i == 0 {
+            conn.send(&"first").unwrap();
+        }
+    }
+});
 static SQUARE: Entry<u64, u64> = Entry::new("square", |x| x * x);
 static PANICS: Entry<u64, u64> =
     Entry::new("pool_panics", |x| panic!("task {x} failed on purpose"));
@@ -62,7 +74,17 @@ static READ_INIT: Entry<(), u32> = Entry::new("read_init", |()| {
 });
 
 static TABLE: &[&dyn process::Registered] = &[
-    &PRODUCE, &CONSUME, &PUT_ONE, &WORK_DONE, &SQUARE, &PANICS, &DIES, &PID, &INIT, &READ_INIT,
+    &PUT_FOREVER,
+    &PRODUCE,
+    &CONSUME,
+    &PUT_ONE,
+    &WORK_DONE,
+    &SQUARE,
+    &PANICS,
+    &DIES,
+    &PID,
+    &INIT,
+    &READ_INIT,
 ];
 
 fn four_processes_through_one_queue_every_item_once() -> Result<(), Failed> {
@@ -116,6 +138,44 @@ fn a_producer_blocks_on_a_full_queue() -> Result<(), Failed> {
     )?;
     check(q.get()? == 2 && q.get()? == 3, "order")?;
     check(p.join_timeout(BOUND) == Some(0), "exit")
+}
+
+fn a_producer_killed_mid_stream_tears_nothing_and_blocks_no_one() -> Result<(), Failed> {
+    // 64 KiB: the producer fills it and waits, is woken at half, refills.
+    let q: Queue<Vec<u8>> = Queue::with_capacity(0, 64 * 1024)?;
+    let (ours, theirs) = Pipe(true)?;
+    let p = started(&PUT_FOREVER, (q.clone(), theirs));
+    check(ours.recv::<String>()? == "first", "first put")?;
+    let mut next = 0u64;
+    let mut take = |item: Vec<u8>| -> Result<(), Failed> {
+        let n = u64::from_le_bytes(item[..8].try_into().unwrap());
+        check(
+            n == next && item.len() == 4096 && item[8..].iter().all(|&b| b == n as u8),
+            format!(
+                "item {n} (expected {next}, {} bytes) is torn or out of order",
+                item.len()
+            ),
+        )?;
+        next += 1;
+        Ok(())
+    };
+    // Kill it while it is putting: it puts as fast as it can, and the
+    // queue frees room as this side takes items.
+    for _ in 0..200 {
+        take(q.get_timeout(BOUND)?)?;
+    }
+    p.kill();
+    check(p.join_timeout(BOUND) == Some(-9), "killed")?;
+    loop {
+        match q.get_nowait() {
+            Ok(item) => take(item)?,
+            Err(Error::Empty) => break,
+            Err(e) => return Err(format!("after the kill: {e}").into()),
+        }
+    }
+    // The writers' lock it may have held is usable again.
+    q.put_timeout(&vec![7; 10], BOUND)?;
+    check(q.get_timeout(BOUND)? == vec![7; 10], "a put after the kill")
 }
 
 fn nowait_and_timeouts_report_full_empty_and_timeout() -> Result<(), Failed> {
@@ -270,6 +330,7 @@ fn pool_initializer_runs_in_each_worker() -> Result<(), Failed> {
 common::process_tests!(TABLE;
     four_processes_through_one_queue_every_item_once,
     a_producer_blocks_on_a_full_queue,
+    a_producer_killed_mid_stream_tears_nothing_and_blocks_no_one,
     nowait_and_timeouts_report_full_empty_and_timeout,
     a_value_that_fails_to_serialize_is_an_encode_error,
     join_waits_until_a_child_marks_every_item_done,
