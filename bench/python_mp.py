@@ -25,6 +25,7 @@ Run it alone on the machine, like the Rust benches:
     python3 bench/python_mp.py              # full sizes, median of 5
     python3 bench/python_mp.py --quick      # a tenth of the work, for a check
     python3 bench/python_mp.py --repeats 3
+    python3 bench/python_mp.py --only fork  # the figures whose label has "fork"
 """
 
 import argparse
@@ -163,6 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the work")
     parser.add_argument("--repeats", type=int, default=5, help="repeats per figure (default 5)")
+    parser.add_argument("--only", metavar="WORD", help="only the figures whose label contains WORD")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
 
@@ -189,6 +191,8 @@ def main() -> None:
         ("ProcessPoolExecutor(2) map chunksize=100", f"{map_tasks:,} tasks of inc", "tasks/s",
          lambda: pool_rate(map_tasks, use_map=True)),
     ]
+    if args.only:
+        cases = [case for case in cases if args.only in case[0]]
 
     print(f"python {sys.version.split()[0]}, {multiprocessing.cpu_count()} cpus, "
           f"median of up to {args.repeats} repeats{' (--quick)' if args.quick else ''}")

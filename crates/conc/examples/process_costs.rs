@@ -1,13 +1,13 @@
 //! What conc's processes cost, in the workloads of `bench/python_mp.py`: start+join per start method, the shared-memory Queue, Pipe, and ProcessPool submit and map.
 //!
-//! Each figure is the median of 5 repeats. The Queue and Pipe children,
+//! Each figure is the median of 5 repeats (`--repeats N`). The Queue and Pipe children,
 //! and the pool's two workers, are started before the clock (a child says
 //! it is ready and waits for a go) and joined after it, so start-up shows
 //! only in the start+join figures, as in the Python script. Fork is
 //! measured first, while this process still has one thread.
 //!
-//! Run: `cargo run --release -p conc --example process_costs [--quick] [--only WORD]`,
-//! where `--only fork` runs the figures whose label contains `fork`.
+//! Run: `cargo run --release -p conc --example process_costs [--quick] [--only WORD]
+//! [--repeats N]`, where `--only fork` runs the figures whose label contains `fork`.
 
 use std::time::{Duration, Instant};
 
@@ -58,9 +58,20 @@ fn repeat(label: &str, work: &str, unit: &str, mut run: impl FnMut() -> f64) -> 
         return None;
     }
     run(); // warm up
-    let (m, lo, hi) = median((0..5).map(|_| run()).collect());
-    println!("{label}: {m:.3} {unit} ({work}; min {lo:.3}, max {hi:.3}, 5 repeats)");
+    let n = repeats();
+    let (m, lo, hi) = median((0..n).map(|_| run()).collect());
+    println!("{label}: {m:.3} {unit} ({work}; min {lo:.3}, max {hi:.3}, {n} repeats)");
     Some((label.into(), work.into(), unit.into(), m, lo, hi))
+}
+
+/// `--repeats N`, 5 unless told.
+fn repeats() -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--repeats")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(5)
 }
 
 fn wanted(label: &str) -> bool {
@@ -147,7 +158,11 @@ fn main() {
     } else {
         1
     };
-    println!("conc, {} cpus, median of 5 repeats", process::cpu_count());
+    println!(
+        "conc, {} cpus, median of {} repeats",
+        process::cpu_count(),
+        repeats()
+    );
     let mut rows = Vec::new();
     let forks = 2000 / scale;
     rows.push(repeat(
@@ -183,7 +198,7 @@ fn main() {
         || pipe_rate(items, true),
     ));
     let pool = ProcessPool::new(2);
-    if wanted("ProcessPool") {
+    if wanted("ProcessPool(2) submit+wait") || wanted("ProcessPool(2) map chunksize=100") {
         pool_rate(&pool, 100, false); // both workers started
     }
     let submits = 200_000 / scale as u64;

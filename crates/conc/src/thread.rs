@@ -151,11 +151,15 @@ pub(crate) fn register_atexit(hook: fn()) {
     REGISTRY.atexit.lock().push(hook);
 }
 
-/// Calls every registered exit hook, outside the lock, so that a hook may
-/// start threads or register another (which runs at the next `run_main`).
+/// Calls every hook registered before the call, each outside the lock,
+/// so that a hook may start threads or register another (which runs at
+/// the next `run_main`). Hooks are only ever added, so indices stay
+/// valid; nothing is allocated (a forked child runs this on memory it
+/// shares with its parent, where each page written costs a copy).
 fn run_atexit_hooks() {
-    let hooks = REGISTRY.atexit.lock().clone();
-    for hook in hooks {
+    let registered = REGISTRY.atexit.lock().len();
+    for i in 0..registered {
+        let hook = REGISTRY.atexit.lock()[i];
         hook();
     }
 }
