@@ -76,13 +76,45 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
 ) -> Result<Vec<OwnedFd>, Error> {
     let previous = OUTGOING.with(|slot| slot.borrow_mut().replace(Vec::new()));
     let scope = Scope(&OUTGOING, previous);
-    let taken = std::mem::take(out);
-    *out = postcard::to_extend(value, taken).map_err(|e| Error::Encode(e.to_string()))?;
+    append(value, out)?;
     let fds = OUTGOING
         .with(|slot| slot.borrow_mut().replace(Vec::new()))
         .unwrap_or_default();
     drop(scope);
     Ok(fds)
+}
+
+/// Postcard's output into the end of a `Vec<u8>` by `push` and
+/// `extend_from_slice`. Postcard's own `Vec` flavors either start a new
+/// vector (`to_stdvec`) or go through `Extend` one array at a time
+/// (`to_extend`), and a `Vec<u8>` value reaches the flavor byte by byte
+/// (serde writes it as a sequence): this one costs a capacity check per
+/// byte, and the kept buffer's capacity means no allocation.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends `value`'s postcard encoding to `out`.
+fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
+    postcard::serialize_with_flavor(value, Append(out)).map_err(|e| Error::Encode(e.to_string()))
 }
 
 /// Appends `value`'s encoding to `out`; refuses values holding descriptors
@@ -93,9 +125,7 @@ pub(crate) fn encode_plain<T: Serialize + ?Sized>(
 ) -> Result<(), Error> {
     let previous = OUTGOING.with(|slot| slot.borrow_mut().take());
     let _scope = Scope(&OUTGOING, previous);
-    let taken = std::mem::take(out);
-    *out = postcard::to_extend(value, taken).map_err(|e| Error::Encode(e.to_string()))?;
-    Ok(())
+    append(value, out)
 }
 
 /// Decodes a value from `bytes`, giving its parts the descriptors `fds`.
