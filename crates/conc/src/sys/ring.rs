@@ -31,10 +31,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use memmap2::MmapMut;
-use nix::sys::memfd::{MFdFlags, memfd_create};
 use rustix::thread::futex;
 
-use super::shm::{LockFail, init_mutex, lock_mutex};
+use super::shm::{LockFail, init_mutex, lock_mutex, new_mapping, not_ours, open_mapping};
 
 /// Written last by the creator, checked by every opener.
 const MAGIC: u64 = 0x636f_6e63_7269_6e67; // "concring"
@@ -156,12 +155,7 @@ impl Ring {
                 format!("a ring holds at most {MAX_CAPACITY} bytes, not {capacity}"),
             ));
         }
-        let fd = memfd_create(c"conc-ring", MFdFlags::MFD_CLOEXEC)?;
-        let file = File::from(fd);
-        file.set_len((Self::ring_offset() + capacity) as u64)?;
-        // SAFETY: the memfd is new and ours; nothing can truncate it while
-        // we map it, and conc, the only one to map it later, never shrinks it.
-        let map = unsafe { MmapMut::map_mut(&file)? };
+        let (file, map) = new_mapping(c"conc-ring", Self::ring_offset() + capacity)?;
         let ring = Self { map, file };
         let h = ring.map.as_ptr() as *mut Header;
         // SAFETY: (for every block below) `h` points at the start of a
@@ -191,26 +185,15 @@ impl Ring {
 
     /// Maps a ring another process created and passed as `file`.
     pub(crate) fn open(file: File) -> io::Result<Self> {
-        let bad = |why: &str| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("not a conc ring: {why}"),
-            )
-        };
-        let len = file.metadata()?.len() as usize;
-        if len < Self::ring_offset() {
-            return Err(bad("too short"));
-        }
-        // SAFETY: as in `create`: conc never shrinks a ring, and the file
-        // was checked long enough for the header.
-        let map = unsafe { MmapMut::map_mut(&file)? };
+        let map = open_mapping(&file, Self::ring_offset(), "ring")?;
+        let len = map.len();
         let ring = Self { map, file };
         let h = ring.header();
         if h.magic != MAGIC
             || !h.capacity.is_power_of_two()
             || Self::ring_offset() as u64 + h.capacity != len as u64
         {
-            return Err(bad("its layout differs"));
+            return Err(not_ours("ring", "its layout differs"));
         }
         Ok(ring)
     }

@@ -108,6 +108,37 @@ fn deadline_on(clock: ClockId, after: Duration) -> libc::timespec {
     }
 }
 
+/// A new memfd named `name`, `len` bytes of zeros, mapped shared.
+pub(super) fn new_mapping(name: &std::ffi::CStr, len: usize) -> io::Result<(File, MmapMut)> {
+    let file = File::from(memfd_create(name, MFdFlags::MFD_CLOEXEC)?);
+    file.set_len(len as u64)?;
+    // SAFETY: the memfd is new and ours; nothing else can truncate it
+    // while it is mapped before we hand it out, and afterwards only conc
+    // maps it, never shrinking it.
+    let map = unsafe { MmapMut::map_mut(&file)? };
+    Ok((file, map))
+}
+
+/// Maps `file`, a memfd another process made with [`new_mapping`] and
+/// passed, refusing one shorter than `header` bytes; `what` names it in
+/// the error.
+pub(super) fn open_mapping(file: &File, header: usize, what: &str) -> io::Result<MmapMut> {
+    if (file.metadata()?.len() as usize) < header {
+        return Err(not_ours(what, "too short"));
+    }
+    // SAFETY: conc never shrinks its shared objects, and the file was
+    // just checked long enough for the header the caller reads.
+    unsafe { MmapMut::map_mut(file) }
+}
+
+/// The error for a descriptor that is not the conc object it should be.
+pub(super) fn not_ours(what: &str, why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("not a conc {what}: {why}"),
+    )
+}
+
 /// Takes the robust mutex `m`, waiting until `deadline` (`None`: for
 /// ever); pthread's result (0, `EOWNERDEAD`, `EDEADLK`, `ETIMEDOUT`).
 ///
@@ -205,16 +236,10 @@ impl<S: Pod> Shm<S> {
     /// A new object holding `state` and a zeroed tail of `tail_len` bytes;
     /// `recursive` makes the mutex reentrant (for `RLock`).
     pub(crate) fn create(state: S, tail_len: usize, recursive: bool) -> io::Result<Self> {
-        let fd = memfd_create(c"conc-shm", MFdFlags::MFD_CLOEXEC)?;
-        let file = File::from(fd);
         let len = Self::tail_offset().checked_add(tail_len).ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "shared object too large")
         })?;
-        file.set_len(len as u64)?;
-        // SAFETY: the memfd is new and ours; nothing else can truncate it
-        // while it is mapped before we hand it out, and afterwards only
-        // conc maps it, never shrinking it.
-        let map = unsafe { MmapMut::map_mut(&file)? };
+        let (file, map) = new_mapping(c"conc-shm", len)?;
         let shm = Self {
             map,
             file,
@@ -230,19 +255,8 @@ impl<S: Pod> Shm<S> {
 
     /// Maps an object another process created and passed as `file`.
     pub(crate) fn open(file: File) -> io::Result<Self> {
-        let bad = |why: &str| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("not a conc shared object: {why}"),
-            )
-        };
-        let len = file.metadata()?.len() as usize;
-        if len < Self::tail_offset() {
-            return Err(bad("too short"));
-        }
-        // SAFETY: as in `create`: conc never shrinks a shared object, and
-        // the header was checked long enough.
-        let map = unsafe { MmapMut::map_mut(&file)? };
+        let map = open_mapping(&file, Self::tail_offset(), "shared object")?;
+        let len = map.len();
         let shm = Self {
             map,
             file,
@@ -254,7 +268,7 @@ impl<S: Pod> Shm<S> {
             || size != size_of::<S>() as u64
             || Self::tail_offset() as u64 + tail != len as u64
         {
-            return Err(bad("its layout differs"));
+            return Err(not_ours("shared object", "its layout differs"));
         }
         Ok(shm)
     }
