@@ -103,9 +103,9 @@ impl fmt::Debug for Connection {
 #[allow(non_snake_case)]
 pub fn Pipe(duplex: bool) -> Result<(Connection, Connection), Error> {
     let (a, b) = UnixStream::pair()?;
-    let to_a = Arc::new(Core::new(0, RING_BYTES)?);
+    let to_a = Arc::new(Core::new(0, RING_BYTES, false)?);
     let to_b = duplex
-        .then(|| Core::new(0, RING_BYTES))
+        .then(|| Core::new(0, RING_BYTES, false))
         .transpose()?
         .map(Arc::new);
     let a_end = Connection::new(a, to_b.clone(), Some(Arc::clone(&to_a)));

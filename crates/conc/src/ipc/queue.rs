@@ -154,9 +154,12 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(maxsize: usize, capacity: usize) -> Result<Self, Error> {
+    /// A ring of `capacity` bytes and at most `maxsize` records; a
+    /// `joinable` one counts what is put until `task_done` (an atomic add
+    /// per put, which is also a full fence: the others skip it).
+    pub(crate) fn new(maxsize: usize, capacity: usize, joinable: bool) -> Result<Self, Error> {
         Ok(Self {
-            ring: Ring::create(capacity, maxsize)?,
+            ring: Ring::create(capacity, maxsize, joinable)?,
         })
     }
 
@@ -184,7 +187,10 @@ impl Core {
         let sig = self.ring.signals();
         let need = PREFIX + parts.iter().map(|p| p.len()).sum::<usize>();
         // Counted before it is seen, so task_done can never run ahead.
-        self.ring.unfinished().fetch_add(1, Ordering::SeqCst);
+        let counted = self.ring.joinable();
+        if counted {
+            self.ring.unfinished().fetch_add(1, Ordering::SeqCst);
+        }
         let pushed = loop {
             let pushed = match self.ring.lock_writer(until.deadline) {
                 Ok(mut w) => w.push(parts),
@@ -208,9 +214,10 @@ impl Core {
         };
         match pushed {
             Ok(()) => wake(&sig.data, &sig.getters, 1),
-            Err(_) => {
+            Err(_) if counted => {
                 self.ring.unfinished().fetch_sub(1, Ordering::SeqCst);
             }
+            Err(_) => {}
         }
         pushed
     }
@@ -339,9 +346,9 @@ impl<T> Clone for Typed<T> {
 }
 
 impl<T: Serialize + DeserializeOwned> Typed<T> {
-    fn new(maxsize: usize, capacity: usize) -> Result<Self, Error> {
+    fn new(maxsize: usize, capacity: usize, joinable: bool) -> Result<Self, Error> {
         Ok(Self {
-            core: Arc::new(Core::new(maxsize, capacity)?),
+            core: Arc::new(Core::new(maxsize, capacity, joinable)?),
             _item: PhantomData,
         })
     }
@@ -448,7 +455,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// ```
     pub fn with_capacity(maxsize: usize, capacity: usize) -> Result<Self, Error> {
         Ok(Self {
-            core: Typed::new(maxsize, capacity)?,
+            core: Typed::new(maxsize, capacity, false)?,
         })
     }
 
@@ -519,7 +526,9 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// A queue of at most `maxsize` items.
     pub fn new(maxsize: usize) -> Result<Self, Error> {
         Ok(Self {
-            queue: Queue::new(maxsize)?,
+            queue: Queue {
+                core: Typed::new(maxsize, DEFAULT_CAPACITY, true)?,
+            },
         })
     }
 
@@ -579,7 +588,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// An empty queue of [`DEFAULT_CAPACITY`] bytes.
     pub fn new() -> Result<Self, Error> {
         Ok(Self {
-            core: Typed::new(0, DEFAULT_CAPACITY)?,
+            core: Typed::new(0, DEFAULT_CAPACITY, false)?,
         })
     }
 

@@ -90,6 +90,8 @@ struct Header {
     magic: u64,
     capacity: u64,
     maxsize: u64,
+    /// Non-zero if puts count unfinished items (`JoinableQueue`).
+    joinable: u64,
     writers: Side,
     write_pos: Pos,
     readers: Side,
@@ -112,7 +114,7 @@ const fn advance(pos: u64, len: u32) -> u64 {
 }
 
 /// A shared ring of `capacity` bytes of records, holding at most `maxsize`
-/// of them (0: as many as fit).
+/// of them (0: as many as fit), counting unfinished items if joinable.
 pub(crate) struct Ring {
     map: MmapMut,
     file: File,
@@ -147,7 +149,7 @@ impl Ring {
 
     /// A new, empty ring of `capacity` bytes rounded up to a power of two
     /// (so that byte positions, which wrap at 2^32, wrap with the ring).
-    pub(crate) fn create(capacity: usize, maxsize: usize) -> io::Result<Self> {
+    pub(crate) fn create(capacity: usize, maxsize: usize, joinable: bool) -> io::Result<Self> {
         let capacity = capacity.max(PREFIX + 1).next_power_of_two();
         if capacity > MAX_CAPACITY {
             return Err(io::Error::new(
@@ -175,6 +177,10 @@ impl Ring {
         // SAFETY: see above.
         unsafe {
             (*h).maxsize = maxsize as u64;
+        }
+        // SAFETY: see above.
+        unsafe {
+            (*h).joinable = u64::from(joinable);
         }
         // SAFETY: see above.
         unsafe {
@@ -218,7 +224,12 @@ impl Ring {
         &self.header().signals
     }
 
-    /// Items put and not yet marked done.
+    /// Whether puts count unfinished items.
+    pub(crate) fn joinable(&self) -> bool {
+        self.header().joinable != 0
+    }
+
+    /// Items put and not yet marked done (counted only if joinable).
     pub(crate) fn unfinished(&self) -> &AtomicU64 {
         &self.header().unfinished.0
     }
