@@ -18,8 +18,10 @@ speed over Python's (for start+join, Python's time over conc's), so
 above 1 means conc is faster. With a C compiler present, each fork round
 also runs `bench/fork_floor.c` (fork, `_exit`, `waitpid` and nothing
 else): Python's time over the floor's is the most any fork could gain
-over Python in that round. Prints a line per pair and a markdown table
-of the medians.
+over Python in that round; each send_bytes round runs
+`bench/ring_floor.c` (a lock-free spinning ring in shared memory), the
+most any shared-memory pipe could do in that round. Prints a line per
+pair and a markdown table of the medians.
 """
 
 import argparse
@@ -62,14 +64,21 @@ def run(command: list) -> str:
     return done.stdout
 
 
-def floor_binary() -> str:
-    """bench/fork_floor.c built into a temporary directory, or None without a C compiler."""
+# The C floors beside a figure: source, arguments, the label it prints.
+FLOORS = {
+    "start+join (fork)": ("fork_floor.c", ["2000", "3"], "fork floor (C: fork, _exit, waitpid)"),
+    "send_bytes": ("ring_floor.c", ["2000000", "3"], "ring floor (C: spin, no locks)"),
+}
+
+
+def floor_binary(source: str) -> str:
+    """bench/`source` built into a temporary directory, or None without a C compiler."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
-        print("no C compiler: the fork floor is not measured", flush=True)
+        print(f"no C compiler: {source} is not measured", flush=True)
         return None
-    out = os.path.join(tempfile.mkdtemp(prefix="fork_floor"), "fork_floor")
-    subprocess.run([cc, "-O2", "-o", out, os.path.join(HERE, "fork_floor.c")], check=True)
+    out = os.path.join(tempfile.mkdtemp(prefix="floor"), source.removesuffix(".c"))
+    subprocess.run([cc, "-O2", "-o", out, os.path.join(HERE, source)], check=True)
     return out
 
 
@@ -81,16 +90,21 @@ def main() -> None:
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "conc", "--example", "process_costs"],
                    cwd=ROOT, check=True)
     wanted = [f for f in FIGURES if not args.only or args.only in f[0]]
-    floor = floor_binary() if any("fork" in f[0] for f in wanted) else None
-    rows, floors = [], []
+    rows, floor_lines = [], []
     for word, conc_label, py_label, lower_better in wanted:
+        floor = None
+        if word in FLOORS:
+            source, floor_args, floor_label = FLOORS[word]
+            binary = floor_binary(source)
+            floor = binary and [binary, *floor_args]
+        floors = []
         python = [sys.executable, os.path.join(HERE, "python_mp.py"), "--only", word, "--repeats", "3"]
         conc = [EXAMPLE, "--only", word, "--repeats", "3"]
         ratios, conc_figures, py_figures = [], [], []
         for r in range(args.rounds):
             order = [("py", python), ("conc", conc)] if r % 2 == 0 else [("conc", conc), ("py", python)]
-            if floor and "fork" in word:
-                order.insert(1, ("floor", [floor, "2000", "3"]))
+            if floor:
+                order.insert(1, ("floor", floor))
             got = {side: run(command) for side, command in order}
             c, p = figure(got["conc"], conc_label), figure(got["py"], py_label)
             ratio = p / c if lower_better else c / p
@@ -99,10 +113,19 @@ def main() -> None:
             ratios.append(ratio)
             line = f"{conc_label}: round {r + 1}: conc {c:,.3f}, python {p:,.3f}, ratio {ratio:.1f}x"
             if "floor" in got:
-                f = figure(got["floor"], "fork floor (C: fork, _exit, waitpid)")
-                floors.append((f, p / f, c / f))
-                line += f"; floor {f:.3f} ms: python/floor {p / f:.1f}x, conc/floor {c / f:.2f}x"
+                f = figure(got["floor"], floor_label)
+                # The most any implementation could gain over Python here,
+                # and how far conc is from the floor (1 = at it).
+                ceiling, off = (p / f, c / f) if lower_better else (f / p, f / c)
+                floors.append((f, ceiling, off))
+                line += f"; floor {f:,.3f}: floor over python {ceiling:.1f}x, conc {off:.2f}x off the floor"
             print(line, flush=True)
+        if floors:
+            f, ceiling, off = (statistics.median(x) for x in zip(*floors))
+            floor_lines.append(f"{floor_label}: {f:,.3f} (median of {len(floors)} rounds) beside "
+                               f"{conc_label}; the floor over Python, per round: median {ceiling:.1f}x "
+                               f"(the most any implementation could gain here); conc off the floor: "
+                               f"median {off:.2f}x")
         rows.append((conc_label, statistics.median(conc_figures), statistics.median(py_figures),
                      statistics.median(ratios), min(ratios), max(ratios)))
     print()
@@ -111,12 +134,8 @@ def main() -> None:
     for label, c, p, ratio, low, high in rows:
         unit = " ms" if "start+join" in label else "/s"
         print(f"| {label} | {c:,.3f}{unit} | {p:,.3f}{unit} | {ratio:.1f}x | {low:.1f}-{high:.1f}x |")
-    if floors:
-        f, ceiling, over = (statistics.median(x) for x in zip(*floors))
-        print(f"\nfork floor (C): {f:.3f} ms (median of {len(floors)} rounds); Python's fork over the "
-              f"floor's, per round: median {ceiling:.1f}x (the most any fork could gain here); "
-              f"conc's over the floor's: median {over:.2f}x")
-
+    for line in floor_lines:
+        print("\n" + line)
 
 if __name__ == "__main__":
     main()
