@@ -2,7 +2,8 @@
 //!
 //! | Python | conc | over |
 //! |---|---|---|
-//! | `Pipe(duplex)` | [`Pipe`], [`Connection`] | a Unix socket pair, postcard frames |
+//! | `Pipe(duplex)` | [`Pipe`], [`Connection`] | a shared-memory ring per direction, and a Unix socket pair for descriptors, large messages and a peer that is gone |
+//! | `Queue`, `JoinableQueue`, `SimpleQueue` | [`Queue`], [`JoinableQueue`], [`SimpleQueue`] | a ring of postcard records in a memfd, a robust lock for the producers and one for the consumers, futex waits |
 //! | `Lock`, `RLock` | [`Lock`], [`RLock`] | a robust process-shared pthread mutex in a memfd; a dead holder is reported ([`AcquireError::OwnerDied`]) |
 //! | `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` | [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Barrier`] | a count or flag behind that mutex, a condvar |
 //! | `Condition` | [`Condition<T>`] | that mutex owning plain data `T`, a condvar |
