@@ -8,7 +8,7 @@ use crate::ipc::Error;
 
 /// A lock held by a [`Manager`](super::Manager)'s server, to make a
 /// sequence of proxy calls atomic (the course's `dic['count'] -= 1`, see
-/// the [module docs](super)). Like Python's `Lock` it has no owner: any
+/// the [`Manager`](super::Manager) docs). Like Python's `Lock` it has no owner: any
 /// thread or process may release it. The server knows which connection
 /// took it, and releases it if that connection closes while holding it: a
 /// process that dies (or a thread that exits) holding it does not leave it
