@@ -257,13 +257,22 @@ impl Core {
     }
 
     /// Waits until a record is in (`Ok(true)`) or the wait ends.
+    ///
+    /// A put wakes one sleeper, and this one takes nothing: so a wait that
+    /// slept passes the wake on, lest a receiver asleep beside it keep
+    /// sleeping beside an item.
     pub(crate) fn wait_nonempty(&self, until: Until<'_>) -> Result<bool, Error> {
         let sig = self.ring.signals();
+        let mut slept = false;
         while self.ring.len().0 == 0 {
+            slept = true;
             match sleep(&sig.data, &sig.getters, &until, || self.ring.len().0 > 0) {
                 Err(Error::Timeout) => return Ok(false),
                 other => other?,
             }
+        }
+        if slept {
+            wake(&sig.data, &sig.getters, 1);
         }
         Ok(true)
     }
