@@ -44,6 +44,7 @@ FIGURES = [
     ("Queue", "Queue, child puts, parent gets", "Queue, child puts, parent gets", False),
     ("send_bytes", "Pipe send_bytes/recv_bytes", "Pipe send_bytes/recv_bytes", False),
     ("Pipe send/recv", "Pipe send/recv (postcard)", "Pipe send/recv (pickled)", False),
+    ("round trip", "Pipe round trip", "Pipe round trip", False),
     ("submit", "ProcessPool(2) submit+wait", "ProcessPoolExecutor(2) submit+wait", False),
     ("map", "ProcessPool(2) map chunksize=100", "ProcessPoolExecutor(2) map chunksize=100", False),
 ]

@@ -10,7 +10,9 @@ stops repeating before a repeat that would take it past 20 s:
    gets them: items/s;
 3. multiprocessing.Pipe(duplex=False): a child sends N 64-byte messages
    with send_bytes, the parent reads them with recv_bytes; then the same
-   with send/recv of a 64-byte bytes object (pickled): msgs/s;
+   with send/recv of a 64-byte bytes object (pickled): msgs/s; and round
+   trips of 64 bytes through a duplex Pipe to a child that sends each
+   back (send_bytes/recv_bytes both ways): round trips/s;
 4. concurrent.futures.ProcessPoolExecutor(max_workers=2): submit N trivial
    tasks (inc, a module-level i + 1) and wait every result; then
    map(inc, range(N), chunksize=100): tasks/s.
@@ -130,6 +132,37 @@ def pipe_rate(items: int, pickled: bool) -> float:
     return items / elapsed
 
 
+def pipe_echo(conn, other_end, ready) -> None:
+    other_end.close()  # the parent's end, copied by fork: else no EOF when the parent closes it
+    ready.set()
+    try:
+        while True:
+            conn.send_bytes(conn.recv_bytes())
+    except EOFError:
+        pass
+
+
+def pipe_round_trips(trips: int) -> float:
+    """Round trips/s of 64 bytes to a child that sends each message back."""
+    ctx = multiprocessing.get_context("fork")
+    ours, theirs = ctx.Pipe(duplex=True)
+    ready = ctx.Event()
+    child = ctx.Process(target=pipe_echo, args=(theirs, ours, ready))
+    child.start()
+    theirs.close()
+    ready.wait()
+    start = time.perf_counter()
+    for _ in range(trips):
+        ours.send_bytes(PAYLOAD)
+        msg = ours.recv_bytes()
+    elapsed = time.perf_counter() - start
+    assert msg == PAYLOAD
+    ours.close()
+    child.join()
+    assert child.exitcode == 0
+    return trips / elapsed
+
+
 def pool_rate(tasks: int, use_map: bool) -> float:
     """tasks/s through ProcessPoolExecutor(max_workers=2): submit+wait, or map(chunksize=100)."""
     ctx = multiprocessing.get_context("fork")
@@ -186,6 +219,8 @@ def main() -> None:
          lambda: pipe_rate(pipe_items, pickled=False)),
         ("Pipe send/recv (pickled)", f"{pipe_items:,} x 64 B bytes, one way", "msgs/s",
          lambda: pipe_rate(pipe_items, pickled=True)),
+        ("Pipe round trip", f"{pipe_items // 10:,} x 64 B there and back", "trips/s",
+         lambda: pipe_round_trips(pipe_items // 10)),
         ("ProcessPoolExecutor(2) submit+wait", f"{submit_tasks:,} tasks of inc", "tasks/s",
          lambda: pool_rate(submit_tasks, use_map=False)),
         ("ProcessPoolExecutor(2) map chunksize=100", f"{map_tasks:,} tasks of inc", "tasks/s",

@@ -42,7 +42,16 @@ static PIPE_SENDER: Entry<(Connection, Connection, u64, bool)> =
         }
     });
 
-static TABLE: &[&dyn process::Registered] = &[&NOOP, &INC, &QUEUE_PRODUCER, &PIPE_SENDER];
+/// Sends every message back until the peer closes.
+static PIPE_ECHO: Entry<(Connection, Connection)> = Entry::new("pipe_echo", |(conn, ctl)| {
+    ctl.send(&"ready").unwrap();
+    while let Ok(msg) = conn.recv_bytes() {
+        conn.send_bytes(&msg).unwrap();
+    }
+});
+
+static TABLE: &[&dyn process::Registered] =
+    &[&NOOP, &INC, &QUEUE_PRODUCER, &PIPE_SENDER, &PIPE_ECHO];
 
 fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
@@ -151,6 +160,25 @@ fn pool_rate(pool: &ProcessPool, tasks: u64, use_map: bool) -> f64 {
     per_second(tasks, t.elapsed())
 }
 
+/// Round trips/s of 64 bytes to a child that sends each back.
+fn round_trips(trips: u64) -> f64 {
+    let (ours, theirs) = Pipe(true).unwrap();
+    let (ctl, their_ctl) = Pipe(true).unwrap();
+    let mut child = Process::new(&PIPE_ECHO, (theirs, their_ctl));
+    child.start().unwrap();
+    assert_eq!(ctl.recv::<String>().unwrap(), "ready");
+    let payload = vec![b'x'; PAYLOAD];
+    let t = Instant::now();
+    for _ in 0..trips {
+        ours.send_bytes(&payload).unwrap();
+        assert_eq!(ours.recv_bytes().unwrap().len(), PAYLOAD);
+    }
+    let rate = per_second(trips, t.elapsed());
+    drop(ours);
+    assert_eq!(child.join(), 0);
+    rate
+}
+
 fn main() {
     entry_point(TABLE);
     let scale = if std::env::args().any(|a| a == "--quick") {
@@ -196,6 +224,13 @@ fn main() {
         &format!("{items} x 64 B Vec<u8>, one way"),
         "msgs/s",
         || pipe_rate(items, true),
+    ));
+    let trips = 200_000 / scale as u64;
+    rows.push(repeat(
+        "Pipe round trip",
+        &format!("{trips} x 64 B there and back"),
+        "trips/s",
+        || round_trips(trips),
     ));
     let pool = ProcessPool::new(2);
     if wanted("ProcessPool(2) submit+wait") || wanted("ProcessPool(2) map chunksize=100") {
