@@ -175,13 +175,6 @@ impl Core {
         })
     }
 
-    /// Whether a record of `len` bytes (prefix included) fits now.
-    fn fits(&self, need: usize) -> bool {
-        let (count, used) = self.ring.len();
-        let max = self.ring.maxsize();
-        used as usize + need <= self.ring.capacity() && (max == 0 || u64::from(count) < max)
-    }
-
     /// Puts one record, the concatenation of `parts`.
     pub(crate) fn put(&self, parts: &[&[u8]], until: Until<'_>, wait: bool) -> Result<(), Error> {
         let sig = self.ring.signals();
@@ -208,7 +201,7 @@ impl Core {
                 }
                 Ok(()) => break Ok(()),
             }
-            if let Err(e) = sleep(&sig.room, &sig.putters, &until, || self.fits(need)) {
+            if let Err(e) = sleep(&sig.room, &sig.putters, &until, || self.ring.has_room(need)) {
                 break Err(e);
             }
         };

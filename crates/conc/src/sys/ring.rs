@@ -245,6 +245,22 @@ impl Ring {
         )
     }
 
+    /// Whether a record of `need` bytes (prefix included) fits between
+    /// these positions, by bytes and by `maxsize`.
+    fn fits(&self, write: u64, read: u64, need: usize) -> bool {
+        let used = bytes(write).wrapping_sub(bytes(read)) as usize;
+        let count = u64::from(items(write).wrapping_sub(items(read)));
+        let max = self.maxsize();
+        used + need <= self.capacity() && (max == 0 || count < max)
+    }
+
+    /// Whether a record of `need` bytes (prefix included) fits now.
+    pub(crate) fn has_room(&self, need: usize) -> bool {
+        let h = self.header();
+        let read = h.read_pos.0.load(Ordering::SeqCst);
+        self.fits(h.write_pos.0.load(Ordering::SeqCst), read, need)
+    }
+
     /// Takes the writers' lock.
     pub(crate) fn lock_writer(&self, deadline: Option<Instant>) -> Result<Writer<'_>, LockFail> {
         lock_side(&self.header().writers, deadline)?;
@@ -357,15 +373,10 @@ impl Writer<'_> {
         // The last one seen is good enough unless it says there is no room:
         // readers only ever free more.
         let write = h.write_pos.0.load(Ordering::Relaxed);
-        let fits = |read: u64| {
-            let used = bytes(write).wrapping_sub(bytes(read)) as usize;
-            let count = u64::from(items(write).wrapping_sub(items(read)));
-            used + need <= cap && (h.maxsize == 0 || count < h.maxsize)
-        };
-        if !fits(h.writers.seen.load(Ordering::Relaxed)) {
+        if !ring.fits(write, h.writers.seen.load(Ordering::Relaxed), need) {
             let read = h.read_pos.0.load(Ordering::Acquire);
             h.writers.seen.store(read, Ordering::Relaxed);
-            if !fits(read) {
+            if !ring.fits(write, read, need) {
                 return Err(PushFail::Full);
             }
         }
