@@ -6,7 +6,7 @@
 //! empty, whatever the machine's load.
 #![cfg(not(loom))] // the model checks are the loom_* files
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -435,6 +435,7 @@ fn fifo_past_the_ring_bound_behaves_alike() {
 fn immediate_shutdown_amid_traffic_loses_nothing() {
     const PER_PRODUCER: u64 = 20_000;
     let q = Queue::new(4);
+    let taken = AtomicU64::new(0);
     let (got, refused, drained) = thread::scope(|s| {
         let producers: Vec<_> = (0..2)
             .map(|p| {
@@ -456,13 +457,17 @@ fn immediate_shutdown_amid_traffic_loses_nothing() {
                     let mut mine = Vec::new();
                     while let Ok(item) = q.get() {
                         mine.push(item);
+                        taken.fetch_add(1, Ordering::Relaxed);
                         q.task_done().unwrap();
                     }
                     mine
                 })
             })
             .collect();
-        thread::sleep(Duration::from_millis(5));
+        // Amid traffic by construction: items are flowing.
+        while taken.load(Ordering::Relaxed) < 1_000 {
+            thread::yield_now();
+        }
         let drained = q.shutdown(true);
         let got: Vec<_> = consumers
             .into_iter()
