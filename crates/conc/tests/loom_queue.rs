@@ -26,28 +26,29 @@ use loom::thread;
 /// engine) and two slots (the ring).
 const ENGINES: [usize; 2] = [0, 2];
 
+/// Runs one model body over `q`, room for one, twice: a `Queue` (the
+/// lock-free ring) and a `LifoQueue` (the locked engine's full-queue path;
+/// with room for one it hands out the same order).
+macro_rules! on_ring_and_locked_engine {
+    (|$q:ident| $body:block) => {{
+        loom::model(|| {
+            let $q = Arc::new(Queue::new(1));
+            $body
+        });
+        loom::model(|| {
+            let $q = Arc::new(LifoQueue::new(1));
+            $body
+        });
+    }};
+}
+
 /// One producer, one consumer, room for one: both items arrive, in order,
 /// whichever thread runs first and however often the producer must wait.
 /// The `Queue` is a ring; the `LifoQueue` (which, with room for one, hands
 /// out the same order) is the locked engine.
 #[test]
 fn two_items_through_maxsize_one_arrive_in_order() {
-    loom::model(|| {
-        let q = Arc::new(Queue::new(1));
-        let producer = {
-            let q = q.clone();
-            thread::spawn(move || {
-                q.put(1).unwrap();
-                q.put(2).unwrap();
-            })
-        };
-        assert_eq!(q.get(), Ok(1));
-        assert_eq!(q.get(), Ok(2));
-        producer.join().unwrap();
-        assert!(q.empty());
-    });
-    loom::model(|| {
-        let q = Arc::new(LifoQueue::new(1));
+    on_ring_and_locked_engine!(|q| {
         let producer = {
             let q = q.clone();
             thread::spawn(move || {
@@ -110,8 +111,7 @@ fn shutdown_wakes_a_blocked_getter() {
 /// The `Queue` is a ring, the `LifoQueue` the locked engine.
 #[test]
 fn shutdown_wakes_a_blocked_putter() {
-    loom::model(|| {
-        let q = Arc::new(Queue::new(1));
+    on_ring_and_locked_engine!(|q| {
         q.put(1).unwrap();
         let putter = {
             let q = q.clone();
@@ -121,17 +121,6 @@ fn shutdown_wakes_a_blocked_putter() {
         assert_eq!(putter.join().unwrap(), Err(ShutDown(2)));
         assert_eq!(q.get(), Ok(1));
         assert_eq!(q.get_nowait(), Err(GetError::ShutDown));
-    });
-    loom::model(|| {
-        let q = Arc::new(LifoQueue::new(1));
-        q.put(1).unwrap();
-        let putter = {
-            let q = q.clone();
-            thread::spawn(move || q.put(2))
-        };
-        q.shutdown(false);
-        assert_eq!(putter.join().unwrap(), Err(ShutDown(2)));
-        assert_eq!(q.get(), Ok(1));
     });
 }
 
