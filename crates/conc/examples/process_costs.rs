@@ -73,22 +73,24 @@ fn repeat(label: &str, work: &str, unit: &str, mut run: impl FnMut() -> f64) -> 
     Some((label.into(), work.into(), unit.into(), m, lo, hi))
 }
 
+/// `None` if flag `name` was not given, else the argument after it (if any).
+fn flag(name: &str) -> Option<Option<String>> {
+    let mut args = std::env::args().skip_while(|a| a != name);
+    args.next().map(|_| args.next())
+}
+
 /// `--repeats N`, 5 unless told.
 fn repeats() -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--repeats")
-        .and_then(|i| args.get(i + 1)?.parse().ok())
+    flag("--repeats")
+        .flatten()
+        .and_then(|n| n.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(5)
 }
 
+/// Whether `--only WORD` leaves the figure `label` in.
 fn wanted(label: &str) -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--only") {
-        Some(i) => args.get(i + 1).is_some_and(|w| label.contains(w.as_str())),
-        None => true,
-    }
+    flag("--only").is_none_or(|word| word.is_some_and(|w| label.contains(w.as_str())))
 }
 
 /// ms per process, `n` processes started and joined one at a time.
