@@ -227,6 +227,38 @@ fn a_value_that_fails_to_serialize_is_an_encode_error() -> Result<(), Failed> {
     )
 }
 
+/// The bytes of message `i` of `len` bytes: every message differs.
+fn pattern(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
+}
+
+fn records_of_every_size_cross_the_ring_end_intact() -> Result<(), Failed> {
+    // A 4 KiB ring and sizes 0..=300 cycling: records start and end at
+    // every offset, and many wrap, prefix and tag included.
+    const ROUNDS: usize = 30;
+    let q: Queue<Vec<u8>> = Queue::with_capacity(0, 4096)?;
+    let (rx, tx) = Pipe(false)?;
+    // Not joined on a failure: a producer left waiting on a full queue
+    // ends with the test process.
+    let producer = std::thread::spawn({
+        let q = q.clone();
+        move || {
+            for i in 0..ROUNDS * 301 {
+                q.put(&pattern(i, i % 301)).unwrap();
+                tx.send_bytes(&pattern(i, i % 301)).unwrap();
+                tx.send(&pattern(i, i % 301)).unwrap();
+            }
+        }
+    });
+    for i in 0..ROUNDS * 301 {
+        let want = pattern(i, i % 301);
+        check(q.get_timeout(BOUND)? == want, format!("queue item {i}"))?;
+        check(rx.recv_bytes()? == want, format!("pipe bytes {i}"))?;
+        check(rx.recv::<Vec<u8>>()? == want, format!("pipe value {i}"))?;
+    }
+    check(producer.join().is_ok(), "the producer")
+}
+
 fn join_waits_until_a_child_marks_every_item_done() -> Result<(), Failed> {
     let q = JoinableQueue::new(10)?;
     for i in 0..3 {
@@ -333,6 +365,7 @@ common::process_tests!(TABLE;
     a_producer_killed_mid_stream_tears_nothing_and_blocks_no_one,
     nowait_and_timeouts_report_full_empty_and_timeout,
     a_value_that_fails_to_serialize_is_an_encode_error,
+    records_of_every_size_cross_the_ring_end_intact,
     join_waits_until_a_child_marks_every_item_done,
     pool_results_and_map_in_order,
     pool_a_task_that_panics_fails_its_future_only,

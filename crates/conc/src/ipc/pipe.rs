@@ -160,7 +160,7 @@ impl Connection {
         SCRATCH.with(|scratch| {
             let mut buf = scratch.borrow_mut();
             match self.recv_message(&mut buf)? {
-                None => wire::decode(&buf[1..], Vec::new()),
+                None => wire::decode(&buf, Vec::new()),
                 Some(frame) => wire::decode(&frame.bytes, frame.fds),
             }
         })
@@ -175,10 +175,7 @@ impl Connection {
     pub fn recv_bytes(&self) -> Result<Vec<u8>, Error> {
         let mut buf = Vec::new();
         match self.recv_message(&mut buf)? {
-            None => {
-                buf.remove(0);
-                Ok(buf)
-            }
+            None => Ok(buf),
             Some(frame) => Ok(frame.bytes),
         }
     }
@@ -222,12 +219,11 @@ impl Connection {
         // asks at the first send and every PEER_CHECK_SENDS after (and a
         // send that waits for room asks every 100 ms): a closed peer is
         // reported at most that many messages late, never missed.
-        if self
-            .sends
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(PEER_CHECK_SENDS)
-            && !wire::peer_open(&self.sock)
-        {
+        // The count is a load and a store, not an atomic add: threads that
+        // send at once may lose a count, which only moves the next check.
+        let sent = self.sends.load(Ordering::Relaxed);
+        self.sends.store(sent.wrapping_add(1), Ordering::Relaxed);
+        if sent.is_multiple_of(PEER_CHECK_SENDS) && !wire::peer_open(&self.sock) {
             return Err(Error::Closed);
         }
         if !fds.is_empty() || bytes.len() > INLINE_MAX {
@@ -242,16 +238,17 @@ impl Connection {
         tx.put(&[&[INLINE], bytes], self.until(None), true)
     }
 
-    /// Takes the next message: into `buf` (tag byte first) if it came
-    /// through the ring (`None`), else the socket frame it was.
+    /// Takes the next message: into `buf` if it came through the ring
+    /// (`None`), else the socket frame it was.
     fn recv_message(&self, buf: &mut Vec<u8>) -> Result<Option<wire::Frame>, Error> {
         let rx = self.rx.as_ref().ok_or_else(|| only("sends"))?;
         // A wait looks at the peer before it sleeps: a closed peer is
         // reported once its last messages are taken.
-        rx.get(buf, self.until(None), true)?;
-        match buf.first() {
-            Some(&INLINE) => Ok(None),
-            Some(&ON_SOCKET) => self.reader.lock().recv(&self.sock).map(Some),
+        let mut tag = [0u8];
+        rx.get(&mut tag, buf, self.until(None), true)?;
+        match tag {
+            [INLINE] => Ok(None),
+            [ON_SOCKET] => self.reader.lock().recv(&self.sock).map(Some),
             _ => Err(Error::Decode("a record of the pipe's ring is torn".into())),
         }
     }

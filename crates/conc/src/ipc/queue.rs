@@ -215,15 +215,22 @@ impl Core {
         pushed
     }
 
-    /// Takes the next record's bytes into `out`.
-    pub(crate) fn get(&self, out: &mut Vec<u8>, until: Until<'_>, wait: bool) -> Result<(), Error> {
+    /// Takes the next record: its first `head.len()` bytes into `head`,
+    /// the rest into `out`.
+    pub(crate) fn get(
+        &self,
+        head: &mut [u8],
+        out: &mut Vec<u8>,
+        until: Until<'_>,
+        wait: bool,
+    ) -> Result<(), Error> {
         let sig = self.ring.signals();
         loop {
             let popped = self
                 .ring
                 .lock_reader(until.deadline)
                 .map_err(lock_failed)?
-                .pop(out)
+                .pop(head, out)
                 .map_err(Error::Decode)?;
             if popped {
                 break;
@@ -375,6 +382,7 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
         BUFFER.with(|buf| {
             let mut buf = buf.borrow_mut();
             self.core.get(
+                &mut [],
                 &mut buf,
                 Until {
                     deadline,

@@ -16,9 +16,6 @@
 //!
 //! What waits (for data, for room, for `task_done`) is the caller's, in
 //! safe code over the [`Signals`] atomics and [`futex_wait`]/[`futex_wake`].
-//! This module keeps the unsafe part: mapping the memfd, the pthread
-//! mutexes in it, and copying bytes into and out of the ring without ever
-//! making a Rust reference to bytes the other side may be using.
 
 use std::cell::UnsafeCell;
 use std::fs::File;
@@ -279,42 +276,67 @@ impl Ring {
         })
     }
 
+    /// Where byte position `pos` (counted from the start, wrapping) falls
+    /// in the ring: a mask, as the capacity is a power of two (a `%` by a
+    /// capacity read from shared memory is a division per copy).
+    fn offset(&self, pos: usize) -> usize {
+        pos & (self.capacity() - 1)
+    }
+
     /// Copies `src` into the ring from offset `at`, wrapping at its end.
+    /// Inlined, so that the 4-byte prefix is one store; a one-byte part
+    /// (a pipe's tag) is written as a byte, not through `memcpy`.
     ///
     /// # Safety
     /// The caller holds the writers' lock, and `at..at + src.len()`
     /// (modulo the capacity) lies in the free part of the ring, which no
     /// reader reads until the write position is published past it.
+    #[inline(always)]
     unsafe fn copy_in(&self, at: usize, src: &[u8]) {
-        let cap = self.capacity();
-        let (head, rest) = src.split_at(src.len().min(cap - at));
-        // SAFETY: (both copies) the ranges are inside the ring (`at < cap`,
-        // `head` ends at most at its end, `rest` from offset 0 is shorter
-        // than the free part); no one else writes or reads them now (the
-        // caller's promise), and `src` is not in the ring's free part.
-        unsafe {
-            ptr::copy_nonoverlapping(head.as_ptr(), self.base().wrapping_add(at), head.len())
-        };
-        // SAFETY: see above.
-        unsafe { ptr::copy_nonoverlapping(rest.as_ptr(), self.base(), rest.len()) };
+        let room = self.capacity() - at;
+        let dst = self.base().wrapping_add(at);
+        if src.len() == 1 {
+            // SAFETY: (every copy) the ranges are inside the ring (`at` is
+            // below the capacity, a first piece ends at most at its end,
+            // the rest from offset 0 is shorter than the free part); no
+            // one else writes or reads them now (the caller's promise), and
+            // `src` is not in the ring's free part.
+            unsafe { dst.write(src[0]) };
+        } else if src.len() <= room {
+            // SAFETY: see above.
+            unsafe { ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+        } else {
+            let (head, rest) = src.split_at(room);
+            // SAFETY: see above.
+            unsafe { ptr::copy_nonoverlapping(head.as_ptr(), dst, head.len()) };
+            // SAFETY: see above.
+            unsafe { ptr::copy_nonoverlapping(rest.as_ptr(), self.base(), rest.len()) };
+        }
     }
 
-    /// Copies `dst.len()` bytes out of the ring from offset `at`.
+    /// Copies `len` bytes out of the ring from offset `at` to `dst`.
     ///
     /// # Safety
-    /// The caller holds the readers' lock, and the range lies in the
-    /// published part of the ring, which no writer writes until the read
-    /// position is moved past it.
-    unsafe fn copy_out(&self, at: usize, dst: &mut [u8]) {
-        let cap = self.capacity();
-        let split = dst.len().min(cap - at);
-        let (head, rest) = dst.split_at_mut(split);
-        // SAFETY: as in `copy_in`, with the roles of the sides swapped.
-        unsafe {
-            ptr::copy_nonoverlapping(self.base().wrapping_add(at), head.as_mut_ptr(), head.len())
-        };
-        // SAFETY: see above.
-        unsafe { ptr::copy_nonoverlapping(self.base(), rest.as_mut_ptr(), rest.len()) };
+    /// The caller holds the readers' lock, the range lies in the published
+    /// part of the ring, which no writer writes until the read position is
+    /// moved past it, and `dst` is valid for `len` bytes of writes and
+    /// outside the ring.
+    #[inline(always)]
+    unsafe fn copy_out(&self, at: usize, dst: *mut u8, len: usize) {
+        let room = self.capacity() - at;
+        let src = self.base().wrapping_add(at);
+        if len <= room {
+            // SAFETY: as in `copy_in`, with the roles of the sides swapped.
+            unsafe { ptr::copy_nonoverlapping(src, dst, len) };
+        } else {
+            // SAFETY: as above.
+            unsafe { ptr::copy_nonoverlapping(src, dst, room) };
+            // SAFETY: as above; `dst` is valid for `len` bytes, so `room`
+            // past it is in the same allocation.
+            let rest = unsafe { dst.add(room) };
+            // SAFETY: as above.
+            unsafe { ptr::copy_nonoverlapping(self.base(), rest, len - room) };
+        }
     }
 }
 
@@ -362,10 +384,9 @@ impl Writer<'_> {
     pub(crate) fn push(&mut self, parts: &[&[u8]]) -> Result<(), PushFail> {
         let ring = self.ring;
         let h = ring.header();
-        let cap = ring.capacity();
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let need = PREFIX + len;
-        if need > cap {
+        if need > ring.capacity() {
             return Err(PushFail::TooLarge);
         }
         // Our position is ours (writers hold the lock); the readers' one
@@ -380,17 +401,21 @@ impl Writer<'_> {
                 return Err(PushFail::Full);
             }
         }
-        let mut at = bytes(write) as usize % cap;
+        let mut at = ring.offset(bytes(write) as usize);
         let prefix = (len as u32).to_le_bytes();
-        for part in std::iter::once(&prefix[..]).chain(parts.iter().copied()) {
-            // SAFETY: we hold the writers' lock, and `need` bytes from the
-            // write position are free (checked just above against the
-            // readers' published position, which only grows the free part).
+        // SAFETY: (both copies) we hold the writers' lock, and `need` bytes
+        // from the write position are free (checked just above against
+        // the readers' published position, which only grows the free part).
+        unsafe { ring.copy_in(at, &prefix) };
+        at = ring.offset(at + PREFIX);
+        for part in parts {
+            // SAFETY: see above.
             unsafe { ring.copy_in(at, part) };
-            at = (at + part.len()) % cap;
+            at = ring.offset(at + part.len());
         }
         // SeqCst: a getter that counted itself as waiting and then saw
-        // the ring empty is seen by our load of `getters` after this.
+        // the ring empty is seen by the caller's load of `getters` after
+        // this.
         h.write_pos
             .0
             .store(advance(write, need as u32), Ordering::SeqCst);
@@ -412,12 +437,13 @@ pub(crate) struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Moves the next record's bytes into `out`: `Ok(false)` if the ring
-    /// is empty, `Err` if its length is impossible (a foreign writer).
-    pub(crate) fn pop(&mut self, out: &mut Vec<u8>) -> Result<bool, String> {
+    /// Moves the next record out: its first `head.len()` bytes into
+    /// `head` (a pipe's tag), the rest into `out`, which is cleared first
+    /// and grows only if it must. `Ok(false)` if the ring is empty, `Err`
+    /// if its length is impossible (a foreign writer).
+    pub(crate) fn pop(&mut self, head: &mut [u8], out: &mut Vec<u8>) -> Result<bool, String> {
         let ring = self.ring;
         let h = ring.header();
-        let cap = ring.capacity();
         let read = h.read_pos.0.load(Ordering::Relaxed);
         // The last write position seen is good enough unless it says the
         // ring is empty: writers only ever publish more.
@@ -430,22 +456,32 @@ impl Reader<'_> {
             }
         }
         let used = bytes(write).wrapping_sub(bytes(read)) as usize;
-        let at = bytes(read) as usize % cap;
+        let at = ring.offset(bytes(read) as usize);
         let mut prefix = [0u8; PREFIX];
         // SAFETY: we hold the readers' lock; a published record starts at
-        // the read position, so its prefix is in the published part.
-        unsafe { ring.copy_out(at, &mut prefix) };
+        // the read position, so its prefix is in the published part, and
+        // `prefix` is a local array of PREFIX bytes.
+        unsafe { ring.copy_out(at, prefix.as_mut_ptr(), PREFIX) };
         let len = u32::from_le_bytes(prefix) as usize;
-        if PREFIX + len > used {
+        if PREFIX + len > used || len < head.len() {
             return Err(format!(
                 "a record of {len} bytes in a ring holding {used}: the ring is torn"
             ));
         }
+        let body = len - head.len();
         out.clear();
-        out.resize(len, 0);
-        // SAFETY: as above; the record's `len` bytes follow its prefix in
-        // the published part (checked against `used`).
-        unsafe { ring.copy_out((at + PREFIX) % cap, out) };
+        out.reserve(body);
+        // SAFETY: (the three blocks) as above, the record's `len` bytes
+        // follow its prefix in the published part (checked against
+        // `used`); `head` takes the first of them, and `out` has room for
+        // the `body` others (just reserved), all of which are initialised
+        // before its length is set.
+        unsafe { ring.copy_out(ring.offset(at + PREFIX), head.as_mut_ptr(), head.len()) };
+        let rest = ring.offset(at + PREFIX + head.len());
+        // SAFETY: see above.
+        unsafe { ring.copy_out(rest, out.as_mut_ptr(), body) };
+        // SAFETY: see above.
+        unsafe { out.set_len(body) };
         // SeqCst: pairs with a putter's count-then-look, as in `push`.
         h.read_pos
             .0
