@@ -1,5 +1,9 @@
 //! What conc's processes cost, in the workloads of `bench/python_mp.py`: start+join per start method, the shared-memory Queue, Pipe, and ProcessPool submit and map.
 //!
+//! Two figures have no Python twin: a pipe with both ends in one thread,
+//! raw and postcard-encoded, which is what a message costs the ends
+//! themselves, with no core waiting for another.
+//!
 //! Each figure is the median of 5 repeats (`--repeats N`). The Queue and Pipe children,
 //! and the pool's two workers, are started before the clock (a child says
 //! it is ready and waits for a go) and joined after it, so start-up shows
@@ -162,6 +166,27 @@ fn pool_rate(pool: &ProcessPool, tasks: u64, use_map: bool) -> f64 {
     per_second(tasks, t.elapsed())
 }
 
+/// Messages/s through a pipe whose two ends are in this thread: a send
+/// and a receive each, so no cache line moves between cores and nothing
+/// waits. What one message costs the two ends themselves (the locks, the
+/// copies and, if `encoded`, postcard), beside the cross-process figure.
+fn one_thread(items: u64, encoded: bool) -> f64 {
+    let (reader, writer) = Pipe(false).unwrap();
+    let payload = vec![b'x'; PAYLOAD];
+    let t = Instant::now();
+    for _ in 0..items {
+        let n = if encoded {
+            writer.send(&payload).unwrap();
+            reader.recv::<Vec<u8>>().unwrap().len()
+        } else {
+            writer.send_bytes(&payload).unwrap();
+            reader.recv_bytes().unwrap().len()
+        };
+        assert_eq!(n, PAYLOAD);
+    }
+    per_second(items, t.elapsed())
+}
+
 /// Round trips/s of 64 bytes to a child that sends each back.
 fn round_trips(trips: u64) -> f64 {
     let (ours, theirs) = Pipe(true).unwrap();
@@ -226,6 +251,18 @@ fn main() {
         &format!("{items} x 64 B Vec<u8>, one way"),
         "msgs/s",
         || pipe_rate(items, true),
+    ));
+    rows.push(repeat(
+        "Pipe send_bytes+recv_bytes in one thread",
+        &format!("{items} x 64 B"),
+        "msgs/s",
+        || one_thread(items, false),
+    ));
+    rows.push(repeat(
+        "Pipe send+recv (postcard) in one thread",
+        &format!("{items} x 64 B Vec<u8>"),
+        "msgs/s",
+        || one_thread(items, true),
     ));
     let trips = 200_000 / scale as u64;
     rows.push(repeat(
