@@ -137,8 +137,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "P")]
     processes: Option<NonZeroUsize>,
     /// Clients served at once; one more is accepted and closed at once.
-    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(Config::DEFAULT_MAX_CONNS).unwrap())]
-    max_conns: NonZeroUsize,
+    /// [default: the descriptor limit, raised to its hard limit, less 256
+    /// kept for the server itself]
+    #[arg(long, value_name = "N")]
+    max_conns: Option<NonZeroUsize>,
     /// Per-connection buffer: the most the server holds for a client that
     /// does not read. Takes a suffix: 4096, 64K, 1M (binary units).
     #[arg(long, value_name = "BYTES", default_value = "64K", value_parser = parse_bytes)]
@@ -164,13 +166,17 @@ pub(crate) struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub(crate) fn config(&self) -> Config {
+    /// The server's configuration in a process whose descriptor limit is
+    /// `fd_limit` (which sets the default `--max-conns`).
+    pub(crate) fn config(&self, fd_limit: u64) -> Config {
         Config {
             addr: self.addr,
             backlog: self.backlog,
             workers: self.workers,
             processes: self.processes,
-            max_conns: self.max_conns.get(),
+            max_conns: self
+                .max_conns
+                .map_or_else(|| Config::max_conns_for(fd_limit), NonZeroUsize::get),
             buffer: self.buffer,
             grace: self.grace,
             edge: self.edge,

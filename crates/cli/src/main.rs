@@ -9,7 +9,7 @@ use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use iomodels_server::{Model, Shutdown};
+use iomodels_server::{Config, Model, Shutdown};
 use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
@@ -55,7 +55,10 @@ fn init_logging() {
 }
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
-    let config = args.config();
+    // Every client costs a descriptor: take all the limit allows, as a
+    // server on a machine sized for C10K should.
+    let fd_limit = Config::raise_fd_limit().context("cannot read the descriptor limit")?;
+    let config = args.config(fd_limit);
     let model = args.model;
     // Said before anything listens: a script waiting for the ready line
     // must not see one from a server that cannot serve.
@@ -73,11 +76,33 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     // Scripts and `iomodels bench` wait for this exact line; with port 0 it
     // carries the port the kernel picked.
     eprintln!("iomodels: {model} listening on {addr}");
+    say_capacity(model, &config, fd_limit);
     model
         .serve(listener, &config, &shutdown)
         .with_context(|| format!("the {model} server failed"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says, after the ready line, how many clients the server takes at once
+/// and what bounds them: `--max-conns`, the model's design, or the
+/// descriptors.
+fn say_capacity(model: &Model, config: &Config, fd_limit: u64) {
+    let fds = Config::max_conns_for(fd_limit);
+    let why = if let Some(n) = model.capacity(config).filter(|&n| n < config.max_conns) {
+        format!("; {n} at a time is what the {model} model's design allows")
+    } else if let Some(limit) = model.watch_limit().filter(|&l| l < config.max_conns) {
+        format!("; {model} refuses a client whose descriptor is {limit} or more")
+    } else if config.max_conns > fds {
+        format!("; past about {fds} the descriptors run out, and each new client is closed at once")
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "iomodels: --max-conns {} (descriptor limit {fd_limit}, {} kept for the server){why}",
+        config.max_conns,
+        Config::FD_RESERVE,
+    );
 }
 
 /// One row of `iomodels models --json`.

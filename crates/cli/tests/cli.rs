@@ -365,6 +365,28 @@ fn bench_fails_on_a_server_that_gets_one_letter_wrong() {
 }
 
 #[test]
+fn serve_raises_its_descriptor_limit_and_derives_max_conns_from_it() {
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    // A soft limit far below the hard one, as many shells start with.
+    let server = Server::start_with_limits(Model::DEFAULT, &[], "-S -n 256");
+    server.wait_log(&format!(
+        "--max-conns {} (descriptor limit {hard}, ",
+        iomodels_server::Config::max_conns_for(hard)
+    ));
+    let soft = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let line = soft
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        line.split_whitespace().nth(3),
+        Some(hard.to_string().as_str()),
+        "{line}"
+    );
+}
+
+#[test]
 fn bench_refuses_more_connections_than_descriptors_up_front() {
     // One more connection than the hard limit allows, whatever this machine's limit.
     let (_, hard) =

@@ -56,9 +56,53 @@ pub struct Config {
 impl Config {
     /// The course's address: 127.0.0.1, port 1688.
     pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1688);
-    /// Default `--max-conns`: half the descriptor limit of the machines we
-    /// measure on (20,000), leaving room for a bench client on the same host.
+    /// `--max-conns` of a [`Config::default`]. `iomodels serve` derives its
+    /// default from the descriptor limit instead ([`max_conns_for`](Self::max_conns_for)).
     pub const DEFAULT_MAX_CONNS: usize = 10_000;
+    /// Descriptors a server keeps for itself beside its clients' sockets:
+    /// stdio, the listener, each loop's epoll, ring and wake-up descriptors,
+    /// the signal thread's, and the spare the EMFILE back-off closes to
+    /// refuse a client cleanly when descriptors run out.
+    pub const FD_RESERVE: u64 = 256;
+
+    /// The clients a process with `fd_limit` descriptors can serve at once:
+    /// the limit less [`FD_RESERVE`](Self::FD_RESERVE), at least one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::Config;
+    /// assert_eq!(Config::max_conns_for(20_000), 19_744);
+    /// assert_eq!(Config::max_conns_for(100), 1);
+    /// ```
+    pub fn max_conns_for(fd_limit: u64) -> usize {
+        usize::try_from(fd_limit.saturating_sub(Self::FD_RESERVE))
+            .unwrap_or(usize::MAX)
+            .max(1)
+    }
+
+    /// Raises this process's soft descriptor limit to its hard one (as far
+    /// as `ulimit -n` may go without privileges) and returns the soft limit
+    /// it then has. The children a model starts inherit it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use iomodels_server::Config;
+    /// let limit = Config::raise_fd_limit().unwrap();
+    /// let (soft, hard) =
+    ///     nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    /// assert_eq!((limit, soft), (hard, hard));
+    /// ```
+    pub fn raise_fd_limit() -> std::io::Result<u64> {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+        if soft >= hard {
+            return Ok(soft);
+        }
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+        Ok(hard)
+    }
     /// Default `--grace`.
     pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 

@@ -21,7 +21,10 @@ use crate::harness::{
 /// The busy poller burns a core by design, so for it "spins" cannot be
 /// told from its normal state: the case checks that it keeps serving.
 pub fn descriptor_exhaustion(model: Subject) {
-    let mut server = Server::start_with_nofile(model, &[], 64);
+    // `--max-conns` above the limit: by default the server derives it from
+    // the limit and would refuse the flood before descriptors run out.
+    let max_conns = Config::DEFAULT_MAX_CONNS.to_string();
+    let mut server = Server::start_with_nofile(model, &["--max-conns", &max_conns], 64);
     let mut first = server.connect();
     round_trip(&mut first, b"first");
     assert_no_spin(&server, "with one idle client");
