@@ -44,8 +44,12 @@ pub const MODEL: Model = Model::new(
 /// it, also one whose reply outgrows its buffer (`bench/stack_use.py`, 100
 /// and 1,000 clients); only touched pages are memory, so the rest, 16 times
 /// that for a panic's unwinding or a log line's formatting, costs address
-/// space alone. Two mappings a thread (stack and guard page): the default
-/// `--max-conns` of 19,744 threads stays within `vm.max_map_count`'s 65,530.
+/// space alone. Each thread also costs four mappings (its stack, the stack's
+/// guard page, and the signal stack std gives every thread, with its own
+/// guard: 8,074 for 2,003 threads), so `vm.max_map_count` (65,530 here)
+/// stops this model near 16,370 clients whatever `--max-conns` says; past
+/// it, `spawn` fails with EAGAIN and only the client that needed the
+/// thread is closed.
 const STACK_SIZE: usize = 128 * 1024;
 
 /// Accepts clients and serves each on a new thread until the drain, then waits
