@@ -16,6 +16,9 @@
 //!
 //! What waits (for data, for room, for `task_done`) is the caller's, in
 //! safe code over the [`Signals`] atomics and [`futex_wait`]/[`futex_wake`].
+//! This module keeps the unsafe part: mapping the memfd, the pthread
+//! mutexes in it, and copying bytes into and out of the ring without ever
+//! making a Rust reference to bytes the other side may be using.
 
 use std::cell::UnsafeCell;
 use std::fs::File;
